@@ -1,0 +1,3 @@
+from mcp_firewall.cli import main
+
+raise SystemExit(main())
