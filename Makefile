@@ -35,9 +35,9 @@ venv: $(PY_STAMP) $(NPM_STAMP)
 $(PY_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "error: $(PYTHON) is older than 3.11 (set PYTHON=python3.11)" >&2; exit 1; }
-	@test -x $(PY) || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@test -x $(PY) || { echo "== creating $(VENV)"; env -u PYTHONWARNDEFAULTENCODING $(PYTHON) -m venv $(VENV); }
 	@echo "== pip install -e .[dev,examples]"
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,examples]' 2>&1 | $(PIP_FILTER)
+	@env -u PYTHONWARNDEFAULTENCODING $(PY) -m pip install -q --disable-pip-version-check -e '.[dev,examples]' 2>&1 | $(PIP_FILTER)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(NPM_STAMP):
@@ -62,7 +62,7 @@ lint: venv
 
 types: venv
 	@echo "== mypy"
-	@$(VENV)/bin/mypy
+	@env -u PYTHONWARNDEFAULTENCODING $(VENV)/bin/mypy
 
 test: venv lint types
 	@echo "== pytest"

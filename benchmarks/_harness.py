@@ -20,6 +20,7 @@ from pathlib import Path
 __all__ = [
     "ProcessId",
     "children_of",
+    "cpu_seconds",
     "descendants_of",
     "is_alive",
     "kill_if_same",
@@ -51,6 +52,18 @@ def median(values: Sequence[float]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- /proc
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU time the whole machine has been busy, CPU time of this process and its reaped children), in s.
+
+    Sampled before and after a run, the difference of the two deltas is CPU that *other* work used
+    meanwhile: the benchmark's numbers are only trustworthy when that is small.
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system + own.children_user + own.children_system
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from _harness import (
     REPO_ROOT,
     ProcessId,
     children_of,
+    cpu_seconds,
     descendants_of,
     is_alive,
     kill_if_same,
@@ -302,7 +303,10 @@ async def run_all(settings: Settings, workdir: Path) -> list[RoundResult]:
                     try:
                         result = await run_session(spec, settings, round_no, errlog, env)
                     except Exception as exc:
-                        raise BenchError(f"{exc}\n{_stderr_tail(log_path, spec)}") from exc
+                        raise BenchError(
+                            f"{spec.name} ({era}, round {round_no + 1}): {_describe(exc)}\n"
+                            f"{_stderr_tail(log_path, spec)}"
+                        ) from exc
                 results.append(result)
                 print(
                     f"  round {round_no + 1}/{settings.rounds} {era:<6} {spec.name:<8} "
@@ -311,6 +315,13 @@ async def run_all(settings: Settings, workdir: Path) -> list[RoundResult]:
                     file=sys.stderr,
                 )
     return results
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's message; for a task group's exception group, the messages of its leaves."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, BenchError) else str(exc)
 
 
 def _stderr_tail(log_path: Path, spec: PathSpec, lines: int = 25) -> str:
@@ -561,7 +572,14 @@ def _environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "load_avg_1m_at_start": os.getloadavg()[0],
+        "command_line": sys.argv,
     }
+
+
+def _other_load(before: tuple[float, float], after: tuple[float, float], elapsed: float) -> float:
+    """The share of the machine's CPU capacity that processes other than ours used during the run."""
+    busy, own = after[0] - before[0], after[1] - before[1]
+    return max(0.0, busy - own) / (elapsed * (os.cpu_count() or 1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -571,29 +589,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     eras = ", ".join(settings.eras)
     command = shlex.join(settings.firewall_cmd)
     print(f"overhead: {settings.rounds} rounds × {eras}; firewall = {command}", file=sys.stderr)
-    started = time.perf_counter()
-    failed = False
+    started, cpu_before = time.perf_counter(), cpu_seconds()
+    keep = keep_logs
     try:
         results = anyio.run(run_all, settings, workdir)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        failed = True
+        keep = True
         return 1
     except KeyboardInterrupt:
-        failed = True
         return 130
     finally:
-        if keep_logs or failed:
+        if keep:
             print(f"work directory kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.perf_counter() - started
+    environment["other_cpu_share"] = other = _other_load(cpu_before, cpu_seconds(), elapsed)
     report, summary = summarise(results, settings)
     print(
         f"mcp-firewall overhead — echo tool over stdio, SDK client, python {environment['python']}, "
-        f"mcp {environment['mcp']}, {environment['cpus']} CPUs, load {environment['load_avg_1m_at_start']:.2f}"
-        f"; {elapsed:.0f} s"
+        f"mcp {environment['mcp']}, {environment['cpus']} CPUs; {elapsed:.0f} s; "
+        f"other processes used {other:.0%} of the CPU meanwhile"
     )
+    if other > 0.15:
+        print("WARNING: the machine was busy with other work; tails (p95/p99) and throughput are unreliable")
     print(report)
     if json_path is not None:
         payload = {

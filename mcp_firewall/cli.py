@@ -7,6 +7,7 @@ In stdio mode nothing but MCP messages is ever written to stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 import anyio
 
 from mcp_firewall import __version__
-from mcp_firewall.config.loader import LoadedConfig, load_firewall_file, validate
+from mcp_firewall.commands.common import UsageError, load_config
+from mcp_firewall.commands.common import add_config_argument as _add_config
+from mcp_firewall.config.loader import LoadedConfig, validate
 from mcp_firewall.config.model import StdioUpstream
 from mcp_firewall.errors import ConfigError, FirewallError
 from mcp_firewall.proxy.transports import UpstreamSpec
@@ -26,9 +29,8 @@ logger = logging.getLogger("mcp_firewall")
 
 USAGE_ERROR = 2
 
-
-class UsageError(Exception):
-    """A command line that cannot be acted on; exits 2."""
+# Modules under mcp_firewall/commands/ that add subcommands (each has `register(commands)`).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,15 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("validate", help="check the firewall file and every scope file")
     _add_config(check)
     check.set_defaults(command=_validate)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default=os.environ.get("MCP_FIREWALL_CONFIG", "firewall.yaml"),
-        help="the firewall file (default: MCP_FIREWALL_CONFIG, then ./firewall.yaml)",
-    )
 
 
 def _configure_logging(level: str) -> None:
@@ -89,12 +85,6 @@ def _configure_logging(level: str) -> None:
         level=getattr(logging, level.upper()),
         format="mcp-firewall: %(levelname)s %(name)s: %(message)s",
     )
-
-
-def _load(path: str) -> LoadedConfig:
-    if not os.path.exists(path):
-        raise UsageError(f"no firewall file at {path!r} (pass --config FILE or set MCP_FIREWALL_CONFIG)")
-    return load_firewall_file(path)
 
 
 def upstream_specs(config: LoadedConfig) -> list[UpstreamSpec]:
@@ -125,18 +115,18 @@ def upstream_specs(config: LoadedConfig) -> list[UpstreamSpec]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mcp_firewall.policy.compile import compile_policy
+    from mcp_firewall.commands.common import load_policy_of
     from mcp_firewall.proxy.reload import PolicyHolder
     from mcp_firewall.proxy.stdio import serve_stdio
 
-    config = _load(args.config)
+    config = load_config(args.config)
     transport = args.transport or config.firewall.listen.transport
     if transport != "stdio":
         raise UsageError(f"--transport {transport} is not available yet; use stdio")
     agent = args.agent or os.environ.get("MCP_FIREWALL_AGENT")
     if not agent:
         raise UsageError("name the agent this session serves: --agent NAME or MCP_FIREWALL_AGENT")
-    policy = compile_policy(config.policy, upstreams=config.firewall.upstreams, environment=config.firewall.environment)
+    policy = load_policy_of(config)
     if (refusal := policy.refusal(agent)) is not None:
         raise UsageError(f"refusing to start: {refusal}")
     holder = PolicyHolder(config.path, policy, list(config.firewall.scopes))

@@ -125,8 +125,13 @@ def test_bad_uri_globs(pattern: str) -> None:
 
 @pytest.mark.parametrize(
     ("uri", "clean"),
-    [("file:///a/b", True), ("file:///a/../b", False), ("x://a/%2e", False), ("x://a/%2Fb", False),
-     ("x://a/b%3Fc", True)],
+    [
+        ("file:///a/b", True),
+        ("file:///a/../b", False),
+        ("x://a/%2e", False),
+        ("x://a/%2Fb", False),
+        ("x://a/b%3Fc", True),
+    ],
 )
 def test_uri_is_clean(uri: str, clean: bool) -> None:
     assert uri_is_clean(uri) is clean
@@ -209,6 +214,8 @@ def test_server_classes_accepts_lists_and_adapts_objects() -> None:
 
 def test_listing_conflicts() -> None:
     bad = ServerClasses(read=("x", "y*"), write=("x",), destructive=("y*", "z"))
-    assert listing_conflicts(bad) == ["'x' is listed under both read and write",
-                                      "'y*' is listed under both read and destructive"]
+    assert listing_conflicts(bad) == [
+        "'x' is listed under both read and write",
+        "'y*' is listed under both read and destructive",
+    ]
     assert listing_conflicts(OVERLAP) == []  # overlapping globs are resolved at classification time

@@ -127,8 +127,8 @@ def test_decomposed_idna_host_is_normalised() -> None:
     [
         ("Good.COM.", Host(name="good.com")),
         ("bücher.de", Host(name="xn--bcher-kva.de")),
-        ("faß.de", Host(name="xn--fa-hia.de")),  # non-transitional, as browsers do
-        ("a\u3002b.com", Host(name="a.b.com")),  # ideographic full stop
+        ("Bücher.DE", Host(name="xn--bcher-kva.de")),
+        ("ｇｏｏｄ.com", Host(name="good.com")),  # full-width letters map to ASCII (UTS #46)
         ("\uff11\uff12\uff17.0.0.1", Host(ip=ipaddress.IPv4Address("127.0.0.1"))),  # full-width digits
         ("[::FFFF:127.0.0.1]", Host(ip=ipaddress.IPv4Address("127.0.0.1"))),
         ("[2001:db8::1]", Host(ip=ipaddress.IPv6Address("2001:db8::1"))),
@@ -215,6 +215,8 @@ def test_other_ips_are_refused(url: str) -> None:
         ("192.168.1", "192.168.0.1"),
         ("1.2.3.0x", "1.2.3.0"),  # WHATWG: "0x" alone is zero
         ("00", "0.0.0.0"),
+        ("0x" + "0" * 5000 + "7f.1", "127.0.0.1"),  # any number of leading zeros (WHATWG)
+        ("0" * 5000 + "177.1", "127.0.0.1"),
     ],
 )
 def test_parse_ipv4(text: str, address: str) -> None:
@@ -223,12 +225,32 @@ def test_parse_ipv4(text: str, address: str) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["4294967296", "256.0.0.1", "1.2.3.256", "1.16777216", "1.2.3.4.5", "08.0.0.1", "0x7g.1", "1..1",
-     "example.123", "example.0x1", "999999999999999999999", "09", "0x7f.08"],
+    [
+        "4294967296",
+        "256.0.0.1",
+        "1.2.3.256",
+        "1.16777216",
+        "1.2.3.4.5",
+        "08.0.0.1",
+        "0x7g.1",
+        "1..1",
+        "example.123",
+        "example.0x1",
+        "999999999999999999999",
+        "1" * 5000,  # would exceed int()'s digit limit: must be refused, not crash
+        "09",
+        "0x7f.08",
+    ],
 )
 def test_invalid_ipv4_like_hosts_are_refused(host: str) -> None:
     # WHATWG: a host whose last label is numeric is parsed as IPv4, and failing that, is invalid
     with pytest.raises(UrlError):
+        parse_host(host)
+
+
+@pytest.mark.parametrize("host", ["faß.de", "σς.gr", "a\u200db.com", "a\u3002b.com", "a\uff0eb.com", "a\uff61b.com"])
+def test_hosts_that_idna_versions_read_differently_are_refused(host: str) -> None:
+    with pytest.raises(UrlError, match="IDNA versions"):
         parse_host(host)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ def read_head(path: Path) -> ChainHead | None:
 
 def write_head(path: Path, head: ChainHead, *, durable: bool) -> None:
     """Replace the head file atomically (temporary file + `os.replace`); fsync the data first if `durable`."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per process: writers may share a log
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # writers may share a log
     data = json.dumps({"seq": head.seq, "hash": head.hash, "file": head.file}).encode("ascii") + b"\n"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -190,7 +190,7 @@ class AuditLog:
         Safe to call from a worker thread while the event loop keeps writing records.
         """
         with self._lock:
-            if not self._dirty or self._fd is None:
+            if not self._dirty or self._fd is None or self._broken is not None:
                 return
             head = ChainHead(self._seq, self._hash, self._path.name)
             fd = self._dup_current()

@@ -17,7 +17,8 @@ Host = Annotated[str, AfterValidator(check_host)]
 def _check_scheme(value: str) -> str:
     if value != value.lower() or not value[:1].isalpha() or not all(c.isalnum() or c in "+.-" for c in value):
         raise field_error(
-            "bad_url_constraint", f"invalid scheme {value!r}: write it in lowercase, without '://' (e.g. https)")
+            "bad_url_constraint", f"invalid scheme {value!r}: write it in lowercase, without '://' (e.g. https)"
+        )
     return value
 
 
@@ -87,8 +88,20 @@ class ArgConstraint(ConfigModel, json_schema_extra=drop_null):
     """false: the argument may be absent (by default a constrained argument that is absent fails)."""
 
     @field_validator(
-        "within", "not_within", "url", "pattern", "not_pattern", "enum", "min", "max", "max_length", "schema_",
-        "absent", "required", mode="before")
+        "within",
+        "not_within",
+        "url",
+        "pattern",
+        "not_pattern",
+        "enum",
+        "min",
+        "max",
+        "max_length",
+        "schema_",
+        "absent",
+        "required",
+        mode="before",
+    )
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:

@@ -83,24 +83,35 @@ def _name_checker(pattern: str, what: str, rule: str) -> Any:
 
 UpstreamName = Annotated[
     str,
-    AfterValidator(_name_checker(
-        UPSTREAM_NAME_PATTERN, "upstream",
-        "use a lowercase letter, then up to 31 lowercase letters, digits or '-' "
-        "('_' is reserved for the '<upstream>__<tool>' separator)")),
+    AfterValidator(
+        _name_checker(
+            UPSTREAM_NAME_PATTERN,
+            "upstream",
+            "use a lowercase letter, then up to 31 lowercase letters, digits or '-' "
+            "('_' is reserved for the '<upstream>__<tool>' separator)",
+        )
+    ),
     WithJsonSchema({"type": "string", "pattern": UPSTREAM_NAME_PATTERN}),
 ]
 AgentName = Annotated[
     str,
-    AfterValidator(_name_checker(
-        AGENT_NAME_PATTERN, "agent", "use a letter or digit, then up to 63 letters, digits, '.', '_' or '-'")),
+    AfterValidator(
+        _name_checker(
+            AGENT_NAME_PATTERN, "agent", "use a letter or digit, then up to 63 letters, digits, '.', '_' or '-'"
+        )
+    ),
     WithJsonSchema({"type": "string", "pattern": AGENT_NAME_PATTERN}),
 ]
 ScopeName = Annotated[
     str,
-    AfterValidator(_name_checker(
-        AGENT_NAME_PATTERN, "scope",
-        "use a letter or digit, then up to 63 letters, digits, '.', '_' or '-' "
-        "(':' is reserved for the built-in scopes <upstream>:read, :write and :destructive)")),
+    AfterValidator(
+        _name_checker(
+            AGENT_NAME_PATTERN,
+            "scope",
+            "use a letter or digit, then up to 63 letters, digits, '.', '_' or '-' "
+            "(':' is reserved for the built-in scopes <upstream>:read, :write and :destructive)",
+        )
+    ),
     WithJsonSchema({"type": "string", "pattern": AGENT_NAME_PATTERN}),
 ]
 
@@ -165,7 +176,8 @@ def _check_arg_path(value: str) -> str:
     problem = arg_path_problem(value)
     if problem:
         raise field_error(
-            "bad_arg_path", f"invalid argument path {value!r}: {problem}; write name, name.sub or name[*].sub")
+            "bad_arg_path", f"invalid argument path {value!r}: {problem}; write name, name.sub or name[*].sub"
+        )
     return value
 
 
@@ -219,8 +231,7 @@ def _parse_expires(value: Any) -> Any:
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
-        raise ValueError(
-            f"expected a date (YYYY-MM-DD) or an ISO 8601 date-time with a zone, found {describe(value)}")
+        raise ValueError(f"expected a date (YYYY-MM-DD) or an ISO 8601 date-time with a zone, found {describe(value)}")
     if _DATE_ONLY.match(value):
         try:
             return date.fromisoformat(value)
@@ -231,7 +242,8 @@ def _parse_expires(value: Any) -> Any:
     except ValueError:
         raise ValueError(
             f"expected a date (YYYY-MM-DD) or an ISO 8601 date-time with a zone "
-            f"(2027-06-30T18:00:00Z), found {describe(value)}") from None
+            f"(2027-06-30T18:00:00Z), found {describe(value)}"
+        ) from None
     return _require_zone(parsed, value)
 
 
@@ -239,7 +251,8 @@ def _require_zone(value: datetime, text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(
             f"date-time {text!r} has no zone: add 'Z' or an offset such as '+02:00', "
-            f"or give a date alone (the agent then works through the end of that day, UTC)")
+            f"or give a date alone (the agent then works through the end of that day, UTC)"
+        )
     return value
 
 

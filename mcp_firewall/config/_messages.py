@@ -48,7 +48,7 @@ def validation_issues(
         path, at_key = _data_path(error, data)
         location = _location(error, path, at_key, source)
         message = _message(error, path, model, written)
-        shown = path[:-1] if error["type"] == "missing" or (at_key and error["type"] == "string_type") else path
+        shown = path[:-1] if error["type"] in ("missing", "invalid_key") or at_key else path
         prefix = f"{render_path(shown)}: " if shown else ""
         code = error["type"] if error["type"] in OWN_ERROR_CODES else "schema_error"
         issue = ConfigIssue(location.file, location.line, location.column, code, prefix + message)
@@ -98,8 +98,8 @@ def _message(error: ErrorDetails, path: DataPath, model: type[BaseModel], writte
         return str(ctx.get("error", error["msg"]))
     if kind in OWN_ERROR_CODES:
         return error["msg"]
-    if kind == "string_type" and error["loc"][-1:] == ("[key]",):
-        return f"key {describe(error['input'])} is not a name{_quote_hint(kind, error['input'])}"
+    if kind == "invalid_key" or (kind == "string_type" and error["loc"][-1:] == ("[key]",)):
+        return f"key {describe(error['input'])} is not a name{_quote_hint('string_type', error['input'])}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, found {found}{_quote_hint(kind, error['input'])}"
     return _constraint_message(error, ctx, found)

@@ -79,8 +79,10 @@ def _servers(doc: ScopeDocument, upstreams: Collection[str] | None) -> Iterator[
         return
     for name in doc.model.servers:
         if name not in upstreams:
-            message = (f"servers: {name!r} is not an upstream of the firewall file "
-                       f"(upstreams: {', '.join(sorted(upstreams))}){_suggest(name, upstreams)}")
+            message = (
+                f"servers: {name!r} is not an upstream of the firewall file "
+                f"(upstreams: {', '.join(sorted(upstreams))}){_suggest(name, upstreams)}"
+            )
             yield _issue(doc, ("servers", name), "unknown_upstream", message)
 
 
@@ -93,8 +95,10 @@ def _class_conflicts(doc: ScopeDocument) -> Iterator[ConfigIssue]:
                 earlier = first.setdefault(tool, path)
                 if earlier[2] != cls:
                     line = doc.source.locate_value(earlier).line
-                    message = (f"servers.{server}: {tool!r} is listed as both {earlier[2]} (line {line}) and {cls}; "
-                               f"a tool has exactly one class: keep it under one of them")
+                    message = (
+                        f"servers.{server}: {tool!r} is listed as both {earlier[2]} (line {line}) and {cls}; "
+                        f"a tool has exactly one class: keep it under one of them"
+                    )
                     yield _issue(doc, path, "tool_class_conflict", message)
 
 
@@ -121,12 +125,20 @@ def _selector_problem(selector: str, upstreams: Collection[str] | None) -> tuple
     if not colon:
         return None
     if cls not in CLASSES:
-        message = (f"tool selector {selector!r}: ':' is only for class selectors {upstream}:read, {upstream}:write "
-                   f"or {upstream}:destructive{_suggest(selector, [f'{upstream}:{c}' for c in CLASSES])}")
+        if "*" in cls:
+            hint = f"; to select tools by name, write {upstream}__{cls}"
+        else:
+            hint = _suggest(selector, [f"{upstream}:{c}" for c in CLASSES])
+        message = (
+            f"tool selector {selector!r}: ':' is only for class selectors {upstream}:read, {upstream}:write "
+            f"or {upstream}:destructive{hint}"
+        )
         return "bad_selector", message
     if upstreams is not None and upstream not in upstreams:
-        message = (f"tool selector {selector!r} names upstream {upstream!r}, which the firewall file does not define "
-                   f"(upstreams: {', '.join(sorted(upstreams))}){_suggest(upstream, upstreams)}")
+        message = (
+            f"tool selector {selector!r} names upstream {upstream!r}, which the firewall file does not define "
+            f"(upstreams: {', '.join(sorted(upstreams))}){_suggest(upstream, upstreams)}"
+        )
         return "unknown_upstream", message
     return None
 
@@ -139,8 +151,10 @@ def _agent_scopes(
         for index, scope in enumerate(agent.scopes):
             if scope in scope_names or scope in builtins or _unchecked_builtin(scope, upstreams):
                 continue
-            message = (f"agent {agent_name!r} holds scope {scope!r}, which is neither a defined scope nor a built-in "
-                       f"<upstream>:read, :write or :destructive{_suggest(scope, set(scope_names) | builtins)}")
+            message = (
+                f"agent {agent_name!r} holds scope {scope!r}, which is neither a defined scope nor a built-in "
+                f"<upstream>:read, :write or :destructive{_suggest(scope, set(scope_names) | builtins)}"
+            )
             yield _issue(doc, ("agents", agent_name, "scopes", index), "unknown_scope", message)
 
 
@@ -155,6 +169,8 @@ def _deny_agents(doc: ScopeDocument, agent_names: Collection[str]) -> Iterator[C
         for index, agent in enumerate(rule.agents):
             if any(c in agent for c in "*?[") or agent in agent_names:
                 continue
-            message = (f"deny rule names agent {agent!r}, which no scope file defines, so the rule applies to no "
-                       f"agent{_suggest(agent, agent_names)}")
+            message = (
+                f"deny rule names agent {agent!r}, which no scope file defines, so the rule applies to no "
+                f"agent{_suggest(agent, agent_names)}"
+            )
             yield _issue(doc, ("deny", rule_index, "agents", index), "unknown_agent", message)

@@ -129,6 +129,7 @@ class _Builder:
         if id(node) in self.active:
             raise _TooLarge("an alias refers to a value that contains it; refusing to load a recursive document")
         self.source.values.setdefault(path, _position(node))
+        _check_tag(node)
         if isinstance(node, ScalarNode):
             return self.loader.construct_object(node)
         self.active.add(id(node))
@@ -169,8 +170,10 @@ class _Builder:
     def _duplicate(self, key: Any, first: Node, second: Node) -> None:
         line, column = _position(second)
         first_line, first_column = _position(first)
-        message = (f"duplicate key {key!r}: first defined at line {first_line}, column {first_column}; "
-                   f"YAML would silently keep only one of them")
+        message = (
+            f"duplicate key {key!r}: first defined at line {first_line}, column {first_column}; "
+            f"YAML would silently keep only one of them"
+        )
         self.issues.append(ConfigIssue(self.source.file, line, column, "duplicate_key", message))
 
     def _key(self, node: Node) -> Any:
@@ -185,6 +188,18 @@ class _Builder:
 
 
 _UNUSABLE = object()
+
+
+_COLLECTION_TAGS: dict[type[Node], str] = {SequenceNode: "tag:yaml.org,2002:seq", MappingNode: "tag:yaml.org,2002:map"}
+
+
+def _check_tag(node: Node) -> None:
+    """Lists and mappings carry no tag (scalars' tags are checked by the SafeLoader's constructors)."""
+    expected = _COLLECTION_TAGS.get(type(node))
+    if expected is not None and node.tag != expected:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {node.tag!r} is not allowed here: remove it", node.start_mark
+        )
 
 
 def _hashable(key: Any) -> Any:

@@ -35,8 +35,11 @@ def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, list[V
         if match.group(0) == "$${":
             return "${"
         if not match.group("close"):
-            problems.append(VariableProblem(
-                "bad_variable", "unterminated '${': close it with '}', or write '$${' for a literal '${'"))
+            problems.append(
+                VariableProblem(
+                    "bad_variable", "unterminated '${': close it with '}', or write '$${' for a literal '${'"
+                )
+            )
             return match.group(0)
         return _substitute(match.group("body"), environ, problems) or ""
 
@@ -46,20 +49,26 @@ def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, list[V
 def _substitute(body: str, environ: Mapping[str, str], problems: list[VariableProblem]) -> str | None:
     parsed = _BODY.fullmatch(body)
     if parsed is None:
-        problems.append(VariableProblem(
-            "bad_variable",
-            f"'${{{body}}}' is not a variable reference: write ${{NAME}} or ${{NAME:-default}} "
-            f"(NAME: letters, digits and '_'), or '$${{' for a literal '${{'"))
+        problems.append(
+            VariableProblem(
+                "bad_variable",
+                f"'${{{body}}}' is not a variable reference: write ${{NAME}} or ${{NAME:-default}} "
+                f"(NAME: letters, digits and '_'), or '$${{' for a literal '${{'",
+            )
+        )
         return "${" + body + "}"
     name, default = parsed.group("name"), parsed.group("default")
     value = environ.get(name)
     if default is not None:
         return value if value else default
     if value is None:
-        problems.append(VariableProblem(
-            "undefined_variable",
-            f"environment variable {name} is not set (used as ${{{name}}}); set it, "
-            f"or give a default: ${{{name}:-value}}"))
+        problems.append(
+            VariableProblem(
+                "undefined_variable",
+                f"environment variable {name} is not set (used as ${{{name}}}); set it, "
+                f"or give a default: ${{{name}:-value}}",
+            )
+        )
     return value
 
 

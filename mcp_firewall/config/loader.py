@@ -32,7 +32,10 @@ _M = TypeVar("_M", bound=ConfigModel)
 _SCOPE_SUFFIXES = (".yaml", ".yml")
 # Values of the firewall file that name files or folders: resolved against the firewall file's folder.
 _PATH_FIELDS: tuple[DataPath, ...] = (
-    ("audit", "path"), ("telemetry", "path"), ("auth", "keys"), ("auth", "jwt", "jwks"),
+    ("audit", "path"),
+    ("telemetry", "path"),
+    ("auth", "keys"),
+    ("auth", "jwt", "jwks"),
 )
 
 
@@ -71,9 +74,7 @@ def load_firewall_file(path: str | os.PathLike[str], environ: Mapping[str, str] 
     return LoadedConfig(firewall_path, firewall, _merge(documents), tuple(files), run.sources)
 
 
-def load_scope_files(
-    paths: Sequence[str | os.PathLike[str]], *, upstreams: Collection[str] | None = None
-) -> ScopeFile:
+def load_scope_files(paths: Sequence[str | os.PathLike[str]], *, upstreams: Collection[str] | None = None) -> ScopeFile:
     """Load and merge scope files and folders; `upstreams` (the firewall file's names) enables the checks
     that scopes name real upstreams. Raise `ConfigError` with every issue found."""
     run = _Run()
@@ -154,9 +155,11 @@ class _ScopeEntry:
 def _scope_entries(written: Any, resolved: Any, source: SourceMap) -> list[_ScopeEntry]:
     if not isinstance(written, list) or not isinstance(resolved, list):
         return []
-    return [_ScopeEntry(Path(path), text, source.locate_value(("scopes", index)))
-            for index, (text, path) in enumerate(zip(written, resolved, strict=True))
-            if isinstance(text, str) and isinstance(path, str)]
+    return [
+        _ScopeEntry(Path(path), text, source.locate_value(("scopes", index)))
+        for index, (text, path) in enumerate(zip(written, resolved, strict=True))
+        if isinstance(text, str) and isinstance(path, str)
+    ]
 
 
 class _Run:
@@ -188,14 +191,15 @@ class _Run:
         """The scope files that validated, every file read (in order), and whether all of them validated."""
         documents: list[ScopeDocument] = []
         files: dict[str, Path] = {}
+        missing = [entry for entry in entries if not entry.path.exists()]
+        for entry in missing:
+            self._missing(entry)
         for entry in entries:
-            if not entry.path.exists():
-                self._missing(entry)
             for file in _files_of(entry.path):
                 if files.setdefault(os.path.realpath(file), file) is file:
                     document = self._scope_document(file)
                     documents += [document] if document is not None else []
-        return documents, list(files.values()), len(documents) == len(files)
+        return documents, list(files.values()), not missing and len(documents) == len(files)
 
     def _scope_document(self, path: Path) -> ScopeDocument | None:
         data, source = self._read(path, ScopeFile)
@@ -207,9 +211,11 @@ class _Run:
     def _missing(self, entry: _ScopeEntry) -> None:
         name = display_path(entry.path)
         here = entry.origin or Location(name, 1, 1)
-        written = f" (resolved to {str(entry.path)!r})" if entry.written != str(entry.path) else ""
-        message = (f"scope path {entry.written!r}{written} does not exist: "
-                   f"give a scope file or a folder of *.yaml / *.yml files")
+        written = f" (resolved to {name})" if entry.written != name else ""
+        message = (
+            f"scope path {entry.written!r}{written} does not exist: "
+            f"give a scope file or a folder of *.yaml / *.yml files"
+        )
         self.issues.append(ConfigIssue(here.file, here.line, here.column, "read_error", message))
 
     def _read(self, path: Path, model: type[ConfigModel]) -> tuple[dict[Any, Any] | None, SourceMap | None]:
@@ -233,8 +239,9 @@ class _Run:
     ) -> tuple[dict[Any, Any] | None, SourceMap | None]:
         keys = ", ".join(info.alias or name for name, info in model.model_fields.items())
         if data is None:
-            return self._fail(Location(source.file, 1, 1), "empty_file", f"the file is empty: expected a mapping "
-                              f"with keys {keys}")
+            return self._fail(
+                Location(source.file, 1, 1), "empty_file", f"the file is empty: expected a mapping with keys {keys}"
+            )
         if not isinstance(data, dict):
             message = f"expected a mapping at the top level (keys {keys}), found {describe(data)}"
             return self._fail(source.locate_value(()), "schema_error", message)

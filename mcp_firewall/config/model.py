@@ -3,20 +3,26 @@
 All models forbid unknown keys and are frozen. Objects made by the loader know where they were written:
 `obj.location` is `FILE:LINE:COL` (`obj.source` the structured `Location`); for a named entry (an upstream,
 a scope, an agent, a server) that is the position of its key, for a list item (a rule) its first key.
+Objects built in code have `location == "<unknown>"`. Equality compares values, never locations.
+
+The upstream models live in `_upstreams.py`, argument constraints in `_constraints.py`; both are
+re-exported here, which is the one module to import models from.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import ConfigModel, Location, set_source
 from ._constraints import ArgConstraint, UrlConstraint, drop_null
 from ._fields import AgentName, ArgPath, Expires, ScopeName, UpstreamName, describe
+from ._upstreams import HttpUpstream, SseUpstream, StdioUpstream, Upstream
 
 __all__ = [
+    "DEFAULT_REDACT_KEYS",
     "Agent",
     "AllowRule",
     "ArgConstraint",
@@ -42,108 +48,17 @@ __all__ = [
 ]
 
 DEFAULT_REDACT_KEYS = (
-    "password", "token", "secret", "authorization", "api_key", "apikey", "access_key", "private_key", "cookie",
+    "password",
+    "token",
+    "secret",
+    "authorization",
+    "api_key",
+    "apikey",
+    "access_key",
+    "private_key",
+    "cookie",
     "credential",
 )
-
-
-# ---------------------------------------------------------------------------------------------- upstreams
-
-
-class _UpstreamBase(ConfigModel):
-    timeout_s: float = Field(default=60, gt=0)
-    """Seconds to wait for each request before it fails (default 60)."""
-    prefix: bool = True
-    """false: agents see this upstream's tools and prompts unrenamed (names that then collide are an error)."""
-    shared: bool = False
-    """true: one upstream session serves every agent session (only for stateless servers)."""
-
-
-class StdioUpstream(_UpstreamBase):
-    """An MCP server the firewall starts and talks to over stdin/stdout."""
-
-    command: str
-    """The program to run (looked up on PATH)."""
-    args: list[str] = Field(default_factory=list)
-    """Its arguments."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Environment variables set for it; values may use ${VAR} and ${VAR:-default}."""
-    inherit_env: list[str] = Field(default_factory=list)
-    """Names of the firewall's environment variables passed through (only these, plus a minimal base)."""
-    cwd: str | None = None
-    """Working directory; a relative path is relative to the firewall file (the loader resolves it)."""
-
-    @property
-    def kind(self) -> Literal["stdio"]:
-        return "stdio"
-
-
-class _UrlUpstream(_UpstreamBase):
-    url: str
-    """The server's endpoint, http:// or https://."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Headers sent with every request (upstream credentials live here, never with agents)."""
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, found {describe(value)}")
-        return value
-
-
-class HttpUpstream(_UrlUpstream):
-    """A Streamable HTTP MCP server (the default for `url`)."""
-
-    transport: Literal["http"] = "http"
-    """http (Streamable HTTP, the default) or sse (legacy HTTP+SSE)."""
-
-    @property
-    def kind(self) -> Literal["http"]:
-        return "http"
-
-
-class SseUpstream(_UrlUpstream):
-    """A legacy HTTP+SSE MCP server."""
-
-    transport: Literal["sse"]
-    """sse: the legacy HTTP+SSE transport."""
-
-    @property
-    def kind(self) -> Literal["sse"]:
-        return "sse"
-
-
-def _upstream_kind(value: Any) -> str | None:
-    if isinstance(value, dict):
-        if "command" in value:
-            return "stdio"
-        return "sse" if value.get("transport") == "sse" else "http"
-    kind = getattr(value, "kind", None)
-    return kind if isinstance(kind, str) else None
-
-
-def _upstream_shape(value: Any) -> Any:
-    if isinstance(value, _UpstreamBase):
-        return value
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"expected a mapping with `command` (a stdio server) or `url` (an HTTP or SSE server), "
-            f"found {describe(value)}")
-    if "command" in value and "url" in value:
-        raise ValueError("give either `command` (a stdio server the firewall starts) or `url` "
-                         "(an HTTP or SSE server), not both")
-    if "command" not in value and "url" not in value:
-        raise ValueError("missing `command` (a stdio server the firewall starts) "
-                         "or `url` (an HTTP or SSE server)")
-    return value
-
-
-Upstream = Annotated[
-    Annotated[StdioUpstream, Tag("stdio")] | Annotated[HttpUpstream, Tag("http")] | Annotated[SseUpstream, Tag("sse")],
-    Discriminator(_upstream_kind),
-    BeforeValidator(_upstream_shape),
-]
 
 
 # ---------------------------------------------------------------------------------------------- firewall file
@@ -401,4 +316,3 @@ class ScopeFile(ConfigModel):
     """Rules that win over every grant."""
     agents: dict[AgentName, Agent] = Field(default_factory=dict)
     """The agents and their scopes."""
-

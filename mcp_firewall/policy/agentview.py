@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -151,7 +151,7 @@ class PolicyView:
         except Exception as exc:  # fail closed: a bug in a check denies, it never allows
             decision = Decision("deny", reason=f"the policy could not evaluate this call ({exc.__class__.__name__})")
         if decision.outcome == "deny" and (self._agent.shadow or decision.scope == "(shadow)"):
-            return Decision("shadow-deny", decision.reason, decision.scope, decision.rule, decision.argument, decision.constraint)
+            return replace(decision, outcome="shadow-deny")
         return decision
 
     def _evaluate(self, grant: Grant, arguments: Mapping[str, Any]) -> Decision:
@@ -159,15 +159,19 @@ class PolicyView:
             error = next(iter(grant.validator.iter_errors(arguments)))
             where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
             return Decision(
-                "deny", reason=f"arguments do not match the tool's inputSchema at {where}: {error.message[:200]}",
-                argument=where if error.absolute_path else None, constraint="inputSchema",
+                "deny",
+                reason=f"arguments do not match the tool's inputSchema at {where}: {error.message[:200]}",
+                argument=where if error.absolute_path else None,
+                constraint="inputSchema",
             )
         if grant.declared is not None:
             for key in arguments:
                 if key not in grant.declared:
                     return Decision(
-                        "deny", reason=f"argument {key!r} is not declared by the tool's inputSchema",
-                        argument=key, constraint="inputSchema",
+                        "deny",
+                        reason=f"argument {key!r} is not declared by the tool's inputSchema",
+                        argument=key,
+                        constraint="inputSchema",
                     )
         if not grant.rules:
             return Decision("deny", reason="no allow rule of the agent's scopes selects this tool")
@@ -204,12 +208,20 @@ class PolicyView:
 
 
 def _grant(
-    route: Route, klass: ToolClass | None, rules: list[CompiledRule] | tuple[()], *, shadow_only: bool = False, prompt: bool = False
+    route: Route,
+    klass: ToolClass | None,
+    rules: list[CompiledRule] | tuple[()],
+    *,
+    shadow_only: bool = False,
+    prompt: bool = False,
 ) -> Grant:
     definition = route.definition
     if prompt:
         declared_names = {a.get("name") for a in definition.get("arguments") or () if isinstance(a, dict)}
-        schema: dict[str, Any] = {"type": "object", "properties": {name: {} for name in declared_names if isinstance(name, str)}}
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {name: {} for name in declared_names if isinstance(name, str)},
+        }
         validator = None
     else:
         raw = definition.get("inputSchema")
@@ -229,7 +241,9 @@ def _declared(schema: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(properties) if isinstance(properties, dict) else frozenset()
 
 
-def _narrowed(route: Route, schema: Mapping[str, Any], applied: tuple[tuple[CompiledRule, tuple[Any, ...]], ...]) -> dict[str, Any]:
+def _narrowed(
+    route: Route, schema: Mapping[str, Any], applied: tuple[tuple[CompiledRule, tuple[Any, ...]], ...]
+) -> dict[str, Any]:
     """Show the agent a tighter inputSchema where the only rule that grants the tool constrains it."""
     exposed = route.as_exposed()
     if len(applied) != 1 or not applied[0][1]:

@@ -39,8 +39,20 @@ WILDCARD = "[*]"
 
 _IDENT = re.compile(r"[A-Za-z0-9_\-]+")
 _SHOWN = 80  # at most this many characters of a value appear in a message
-_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "authorization", "apikey",
-                 "api_key", "key", "credential", "cookie", "private")
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "api_key",
+    "key",
+    "credential",
+    "cookie",
+    "private",
+)
 _BRANCH_KEYS = ("anyOf", "oneOf", "allOf")
 _CONDITIONAL_KEYS = ("if", "then", "else")
 
@@ -87,18 +99,31 @@ class ArgPath:
         if len(self.steps) == 1 and isinstance(arguments, Mapping):  # fast path: a top-level argument
             name = self.steps[0]
             return [Slot(True, arguments[name], name) if name in arguments else Slot(False, None, name)]
-        frontier = [Slot(True, {} if arguments is None else arguments, "")]
-        for index, step in enumerate(self.steps):
-            following: list[Slot] = []
-            for slot in frontier:
-                if not slot.present or slot.problem is not None:
-                    following.append(slot)
-                elif step == WILDCARD:
-                    following.extend(self._items(slot, index))
-                else:
-                    following.append(self._member(slot, step, index))
-            frontier = following
-        return frontier
+        found: list[Slot] = []
+        self._collect({} if arguments is None else arguments, 0, "", found)
+        return found
+
+    def _collect(self, value: Any, index: int, where: str, found: list[Slot]) -> None:
+        """Follow steps[index:] from `value` (found at `where`), appending the selected slots."""
+        if index == len(self.steps):
+            found.append(Slot(True, value, where))
+            return
+        step = self.steps[index]
+        if value is None:  # JSON null on the way: nothing was given
+            found.append(Slot(False, None, self._rest(where, index)))
+        elif step == WILDCARD:
+            if not isinstance(value, list | tuple):
+                found.append(Slot(True, value, where, f"argument '{where}' must be an array (for '{self.text}')"))
+                return
+            for position, item in enumerate(value):
+                self._collect(item, index + 1, f"{where}[{position}]", found)
+        elif not isinstance(value, Mapping):
+            label = where or "arguments"
+            found.append(Slot(True, value, label, f"argument '{label}' must be an object (for '{self.text}')"))
+        elif step not in value:
+            found.append(Slot(False, None, self._rest(where, index)))
+        else:
+            self._collect(value[step], index + 1, f"{where}.{step}" if where else step, found)
 
     def _rest(self, where: str, index: int) -> str:
         """`where` followed by the uninstantiated steps from `index` on (for absent slots)."""
@@ -106,28 +131,6 @@ class ArgPath:
         for step in self.steps[index:]:
             text += step if step == WILDCARD else (f".{step}" if text else step)
         return text
-
-    def _member(self, slot: Slot, name: str, index: int) -> Slot:
-        container = slot.value
-        where = f"{slot.where}.{name}" if slot.where else name
-        if container is None:
-            return Slot(False, None, self._rest(slot.where, index))
-        if not isinstance(container, Mapping):
-            label = slot.where or "arguments"
-            return Slot(True, container, label, f"argument '{label}' must be an object (for '{self.text}')")
-        if name not in container:
-            return Slot(False, None, self._rest(slot.where, index))
-        return Slot(True, container[name], where)
-
-    def _items(self, slot: Slot, index: int) -> Iterator[Slot]:
-        container = slot.value
-        if container is None:
-            yield Slot(False, None, self._rest(slot.where, index))
-        elif not isinstance(container, list | tuple):
-            yield Slot(True, container, slot.where, f"argument '{slot.where}' must be an array (for '{self.text}')")
-        else:
-            for position, item in enumerate(container):
-                yield Slot(True, item, f"{slot.where}[{position}]")
 
     # -- schema ----------------------------------------------------------------------------------
 
@@ -178,6 +181,7 @@ def json_equal(left: Any, right: Any) -> bool:
 
 
 def json_type(value: Any) -> str:
+    """The JSON type of a value, with an article, for messages: `a string`, `an array`, `null`."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -190,7 +194,8 @@ def json_type(value: Any) -> str:
 
 
 def render_value(value: Any, secret: bool = False) -> str:
-    """A value as shown in a message: quoted, non-printables escaped, at most 80 characters."""
+    """A value as shown in a message: strings quoted with non-printables escaped and cut at 80
+    characters, numbers as written, arrays and objects summarised (never their contents)."""
     if secret:
         return "(redacted)"
     if isinstance(value, str):
@@ -201,9 +206,9 @@ def render_value(value: Any, secret: bool = False) -> str:
     if isinstance(value, int) and value.bit_length() < 200:
         return str(value)
     if isinstance(value, float):
-        return repr(value)[:_SHOWN]
-    if isinstance(value, list | tuple):
-        return f"an array of {len(value)} items"
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)[:_SHOWN]
+    if isinstance(value, list | tuple):  # contents are never shown: they may hold secrets
+        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
     return json_type(value)
 
 
@@ -224,7 +229,7 @@ def parse_arg_path(text: str) -> ArgPath:
         name = _IDENT.match(text, position + 1) if text[position] == "." else None
         if name is None:
             raise ValueError(
-                f"argument path {text!r}: unexpected {text[position:position + 10]!r} at position {position}; "
+                f"argument path {text!r}: unexpected {text[position : position + 10]!r} at position {position}; "
                 "use '.name' for a nested argument and '[*]' for every item of an array"
             )
         steps.append(name.group())

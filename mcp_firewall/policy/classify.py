@@ -163,7 +163,5 @@ def listing_conflicts(server: ServerClasses) -> list[str]:
         if klass not in seen.setdefault(entry, []):
             seen[entry].append(klass)
     return [
-        f"{entry!r} is listed under both {' and '.join(classes)}"
-        for entry, classes in seen.items()
-        if len(classes) > 1
+        f"{entry!r} is listed under both {' and '.join(classes)}" for entry, classes in seen.items() if len(classes) > 1
     ]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from mcp_firewall.catalog import Catalog
 from mcp_firewall.config.model import AllowRule, DenyRule, ScopeFile, ServerPolicy
-from mcp_firewall.policy.classify import CompiledClasses, ServerClasses, ToolClass, compile_classes
+from mcp_firewall.policy.classify import CLASSES, CompiledClasses, ServerClasses, ToolClass, compile_classes
 from mcp_firewall.policy.constraints import CompiledConstraint, compile_constraint
 from mcp_firewall.policy.decision import ALLOW, Decision
 from mcp_firewall.policy.globs import Glob, UriGlob, compile_glob, compile_uri_glob
@@ -114,7 +114,10 @@ class Policy:
             return f"agent {agent!r} expired; its `expires` date has passed"
         if compiled.environments is not None:
             if self.environment is None:
-                return f"agent {agent!r} is limited to environments {list(compiled.environments)}, and the firewall file sets no `environment`"
+                allowed = ", ".join(compiled.environments)
+                return (
+                    f"agent {agent!r} is limited to environments [{allowed}]; the firewall file sets no `environment`"
+                )
             if self.environment not in compiled.environments:
                 return f"agent {agent!r} is not allowed in environment {self.environment!r}"
         return None
@@ -165,17 +168,18 @@ _DEFAULT_CLASSES = compile_classes(ServerClasses())
 _NO_SERVER_RULES = ServerRules(_DEFAULT_CLASSES)
 
 
-def compile_policy(
-    scopes: ScopeFile, *, upstreams: Iterable[str], environment: str | None = None
-) -> Policy:
+def compile_policy(scopes: ScopeFile, *, upstreams: Iterable[str], environment: str | None = None) -> Policy:
     """Compile merged scope files. The loader has already validated them; this cannot fail on valid input."""
     upstream_names = frozenset(upstreams)
     servers = {name: _server_rules(policy) for name, policy in scopes.servers.items()}
-    scope_rules = {name: _scope_rules(name, scope.allow, scope.mode == "shadow") for name, scope in scopes.scopes.items()}
+    scope_rules = {
+        name: _scope_rules(name, scope.allow, scope.mode == "shadow") for name, scope in scopes.scopes.items()
+    }
     for upstream in upstream_names:
-        for klass in CLASS_SCOPES:
+        for klass in CLASSES:
             name = f"{upstream}:{klass}"
-            scope_rules[name] = (CompiledRule(name, "(built-in)", "tools", (Selector(name, upstream=upstream, klass=klass),)),)  # type: ignore[arg-type]
+            selector = Selector(name, upstream=upstream, klass=klass)
+            scope_rules[name] = (CompiledRule(name, "(built-in)", "tools", (selector,)),)
     denies = tuple(_deny(rule) for rule in scopes.deny)
     agents = {}
     for name, agent in scopes.agents.items():

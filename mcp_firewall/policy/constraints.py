@@ -45,8 +45,21 @@ __all__ = [
 ]
 
 #: The keys a constraint may have, in the order of SPEC §3's table.
-CONSTRAINT_KEYS = ("within", "not_within", "url", "pattern", "not_pattern", "enum", "const", "min", "max",
-                   "max_length", "schema", "absent", "required")
+CONSTRAINT_KEYS = (
+    "within",
+    "not_within",
+    "url",
+    "pattern",
+    "not_pattern",
+    "enum",
+    "const",
+    "min",
+    "max",
+    "max_length",
+    "schema",
+    "absent",
+    "required",
+)
 INTERNAL_ERROR = "the value could not be checked, so it is refused"
 
 Check = Callable[[Any], str | None]  # value -> None when it holds, else the failure message
@@ -174,7 +187,9 @@ def _build_min(value: Any, secret: bool) -> Check:
     def check(arg: Any) -> str | None:
         if not _is_number(arg):
             return f"expected a number, got {json_type(arg)}"
-        return None if arg >= bound else f"value {render_value(arg, secret)} is less than the minimum {bound}"
+        if arg >= bound:
+            return None
+        return f"value {render_value(arg, secret)} is less than the minimum {render_value(bound)}"
 
     return check
 
@@ -185,7 +200,9 @@ def _build_max(value: Any, secret: bool) -> Check:
     def check(arg: Any) -> str | None:
         if not _is_number(arg):
             return f"expected a number, got {json_type(arg)}"
-        return None if arg <= bound else f"value {render_value(arg, secret)} is more than the maximum {bound}"
+        if arg <= bound:
+            return None
+        return f"value {render_value(arg, secret)} is more than the maximum {render_value(bound)}"
 
     return check
 

@@ -105,7 +105,9 @@ def _shape_problem(arg: Any, secret: bool) -> str | None:
         return f"expected a path string, got {json_type(arg)}"
     problem = path_problem(arg)
     if problem is not None:
-        return f"path {render_value(arg, secret)} is not a normalised absolute path: {problem}; send the normalised path"
+        return (
+            f"path {render_value(arg, secret)} is not a normalised absolute path: {problem}; send the normalised path"
+        )
     return None
 
 

@@ -11,13 +11,15 @@ trying to interpret it:
 * anything other than ``scheme://authority...`` (``https:evil.com``, ``https:///evil.com``);
 * any ``@`` in the authority (userinfo: ``https://good.com@evil.com``);
 * ``%`` in the host (percent-encoded hosts, IPv6 zone ids);
-* an empty, non-numeric or out-of-range port.
+* an empty, non-numeric or out-of-range port;
+* URLs longer than 8192 characters.
 
 Hosts are compared in one canonical form:
 
 * DNS names: IDNA (UTS #46, non-transitional, like browsers) to ASCII, lowercased, one trailing dot
   removed. The ``idna`` package does the conversion of non-ASCII names; ASCII names are only
-  lowercased and checked to consist of ``[a-z0-9_-]`` labels.
+  lowercased and checked to consist of ``[a-z0-9_-]`` labels. Non-ASCII characters that IDNA
+  versions disagree on (ß, ς, ZWJ, ZWNJ, non-ASCII full stops) are refused.
 * IPv4: decided by the WHATWG URL Standard's rules, so every spelling that a browser or a WHATWG
   client treats as an IPv4 address is one here too: ``127.0.0.1``, ``127.1``, ``0x7f.1``,
   ``0177.0.0.1``, ``2130706433``. A host whose last label is numeric but is not a valid IPv4 address
@@ -71,11 +73,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _PORT = re.compile(r"[0-9]{1,5}")
-_ASCII_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?")
+_ASCII_LABEL = r"[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?"
+_ASCII_NAME = re.compile(rf"(?:{_ASCII_LABEL}\.)*{_ASCII_LABEL}")
+_AUTHORITY_END = re.compile(r"[/?#]")
 _HEX_PART = re.compile(r"0[xX][0-9A-Fa-f]*")
 _OCT_PART = re.compile(r"0[0-7]+")
 _DEC_PART = re.compile(r"[0-9]+")
 _MAX_URL_LENGTH = 8192
+_IDNA_AMBIGUOUS = frozenset("\u00df\u03c2\u200c\u200d\u3002\uff0e\uff61")
 
 
 class UrlError(ValueError):
@@ -119,6 +124,8 @@ def _ends_in_a_number(labels: list[str]) -> bool:
 
 def _ipv4_number(part: str) -> int:
     """One IPv4 part, WHATWG style: `0x` prefix is hex, a leading `0` is octal, otherwise decimal."""
+    if len(part.lstrip("0xX")) > 12:  # out of range in any base; never hand int() a huge string
+        raise UrlError("host is not a valid IPv4 address (a part is out of range)")
     if _HEX_PART.fullmatch(part):
         return int(part[2:], 16) if len(part) > 2 else 0
     if _OCT_PART.fullmatch(part):
@@ -164,8 +171,17 @@ def _parse_ipv6_literal(inner: str) -> Host:
 
 
 def _to_ascii(host: str) -> str:
-    """IDNA-convert a non-ASCII host; ASCII hosts are only lowercased."""
-    return host.lower() if host.isascii() else _idna_to_ascii(host)
+    """IDNA-convert a non-ASCII host; ASCII hosts are only lowercased.
+
+    Characters that IDNA 2003, IDNA 2008 and UTS #46 clients read differently are refused, so that
+    the host the firewall allows is the host every HTTP client connects to: the deviation characters
+    (ß, ς, ZWNJ, ZWJ: `faß.de` is `fass.de` to some clients) and the non-ASCII full stops.
+    """
+    if host.isascii():
+        return host.lower()
+    if any(char in _IDNA_AMBIGUOUS for char in host):
+        raise UrlError("host has characters that IDNA versions read differently (ß, ς, ZWJ, ZWNJ, non-ASCII dots)")
+    return _idna_to_ascii(host)
 
 
 @lru_cache(maxsize=1024)
@@ -196,7 +212,7 @@ def parse_host(host: str) -> Host:
     if _ends_in_a_number(labels):
         return Host(ip=_canonical_ip(parse_ipv4(".".join(labels))))
     name = ".".join(labels)
-    if len(name) > 253 or not all(_ASCII_LABEL.fullmatch(label) for label in labels):
+    if len(name) > 253 or not _ASCII_NAME.fullmatch(name):
         raise UrlError("host is not a valid hostname")
     return Host(name=name)
 
@@ -244,7 +260,8 @@ def parse_url(url: str) -> ParsedUrl:
     scheme_text, sep, rest = url.partition("://")
     if not sep or not _SCHEME.fullmatch(scheme_text):
         raise UrlError("not an absolute URL of the form scheme://host/...")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    end = _AUTHORITY_END.search(rest)
+    authority = rest[: end.start()] if end else rest
     if "@" in authority:
         raise UrlError("URLs with userinfo ('@' before the host) are not allowed")
     host_text, port_text = _split_authority(authority)
@@ -299,7 +316,12 @@ class UrlPolicy:
         name = host.name or ""
         if name in self.names:
             return True
-        return any(name[i:] in self.suffixes for i, char in enumerate(name) if char == "." and i > 0)
+        dot = name.find(".", 1)
+        while dot > 0:
+            if name[dot:] in self.suffixes:
+                return True
+            dot = name.find(".", dot + 1)
+        return False
 
     def port_allowed(self, scheme: str, port: int | None) -> bool:
         """Whether the effective port is allowed: listed, or the scheme's default when none is listed."""

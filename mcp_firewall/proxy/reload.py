@@ -28,9 +28,7 @@ POLL_SECONDS = 0.2
 def load_policy(config_path: Path) -> Policy:
     """Load and compile the policy that `config_path`'s scope files define (raises `ConfigError`)."""
     config = load_firewall_file(config_path)
-    return compile_policy(
-        config.policy, upstreams=config.firewall.upstreams, environment=config.firewall.environment
-    )
+    return compile_policy(config.policy, upstreams=config.firewall.upstreams, environment=config.firewall.environment)
 
 
 class PolicyHolder:

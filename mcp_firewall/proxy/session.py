@@ -29,11 +29,12 @@ from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
 
 from mcp_firewall import __version__
 from mcp_firewall.catalog import Catalog
-from mcp_firewall.errors import UpstreamError, UpstreamTimeout
+from mcp_firewall.errors import AuditWriteError, UpstreamError, UpstreamTimeout
 from mcp_firewall.policy.decision import Decision
 from mcp_firewall.policy.view import AgentView, Gate
 from mcp_firewall.proxy import jsonrpc
 from mcp_firewall.proxy.framing import Oversized
+from mcp_firewall.proxy.observe import NullObserver, Observer, RequestInfo
 from mcp_firewall.proxy.upstream import Forwarded, Upstream, deadline_after
 
 __all__ = ["AgentSession"]
@@ -82,6 +83,8 @@ class AgentSession:
         write: Writer,
         session_id: str | None = None,
         max_message_bytes: int = 4 * 1024 * 1024,
+        observer: Observer | None = None,
+        transport: str = "pipe",
     ) -> None:
         self.agent = agent
         self.session_id = session_id or secrets.token_hex(16)
@@ -90,6 +93,8 @@ class AgentSession:
         self.client_capabilities: dict[str, Any] = {}
         self.client_info: dict[str, Any] = {}
         self._gate = gate
+        self._observer: Observer = observer or NullObserver()
+        self._transport = transport
         self._upstreams = {up.name: up for up in upstreams}
         self._write_bytes = write
         self._max_bytes = max_message_bytes
@@ -158,6 +163,8 @@ class AgentSession:
         if handler is None:
             await self._error(request_id, jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}")
             return
+        if method not in _DECIDED:
+            handler = _observed(handler)
         if self._settled() or method == "ping":
             await handler(self, request_id, params)
             return
@@ -191,7 +198,10 @@ class AgentSession:
         if self.era == "modern":
             if method == "initialize":
                 message = "connection is serving the 2026-07-28 protocol; the initialize handshake is not accepted"
-                return jsonrpc.error_response(request_id, jsonrpc.UNSUPPORTED_PROTOCOL_VERSION, message)
+                # `supported` lets a client whose discover probe timed out re-probe instead of failing.
+                requested = params.get("protocolVersion")
+                data = {"supported": [MODERN_VERSION], "requested": requested if isinstance(requested, str) else ""}
+                return jsonrpc.error_response(request_id, jsonrpc.UNSUPPORTED_PROTOCOL_VERSION, message, data)
             return jsonrpc.error_response(
                 request_id, jsonrpc.INVALID_PARAMS, "params._meta must carry the 2026-07-28 envelope"
             )
@@ -312,16 +322,21 @@ class AgentSession:
             await self._resume(request_id, "tools/call", params, state)
             return
         decision, route = self._view.check_tool(name, arguments or {})
+        context = await self._begin(request_id, "tools/call", name, route.upstream if route else None, params, decision)
+        if context is _REFUSED:
+            return
         if route is None or decision.outcome == "hidden":
             await self._error(request_id, jsonrpc.INVALID_PARAMS, f"Unknown tool: {name}")
+            self._observer.end(context, error_type="hidden")
             return
         if not decision.forwarded:
             await self._write(jsonrpc.response(request_id, self._complete(_denial_result(decision))))
+            self._observer.end(context, error_type="denied", is_error=True)
             return
         forward: dict[str, Any] = {"name": route.name}
         if arguments is not None:
             forward["arguments"] = arguments
-        await self._forward(request_id, route.upstream, "tools/call", forward, params)
+        await self._forward(request_id, route.upstream, "tools/call", forward, params, context)
 
     async def _get_prompt(self, request_id: Any, params: dict[str, Any]) -> None:
         name = params.get("name")
@@ -337,16 +352,21 @@ class AgentSession:
             await self._resume(request_id, "prompts/get", params, state)
             return
         decision, route = self._view.check_prompt(name, arguments or {})
+        context = await self._begin(
+            request_id, "prompts/get", name, route.upstream if route else None, params, decision
+        )
+        if context is _REFUSED:
+            return
         if route is None or not decision.forwarded:
-            reason = (
-                f"Unknown prompt: {name}" if route is None or decision.outcome == "hidden" else _denial_text(decision)
-            )
+            hidden = route is None or decision.outcome == "hidden"
+            reason = f"Unknown prompt: {name}" if hidden else _denial_text(decision)
             await self._error(request_id, jsonrpc.INVALID_PARAMS, reason)
+            self._observer.end(context, error_type="hidden" if hidden else "denied")
             return
         forward: dict[str, Any] = {"name": route.name}
         if arguments is not None:
             forward["arguments"] = arguments
-        await self._forward(request_id, route.upstream, "prompts/get", forward, params)
+        await self._forward(request_id, route.upstream, "prompts/get", forward, params, context)
 
     async def _read_resource(self, request_id: Any, params: dict[str, Any]) -> None:
         uri = params.get("uri")
@@ -356,9 +376,15 @@ class AgentSession:
         if (state := params.get("requestState")) is not None:
             await self._resume(request_id, "resources/read", params, state)
             return
-        upstream = await self._resource_upstream(request_id, uri)
-        if upstream is not None:
-            await self._forward(request_id, upstream, "resources/read", {"uri": uri}, params)
+        decision, upstream = self._view.check_resource(uri)
+        context = await self._begin(request_id, "resources/read", uri, upstream, params, decision)
+        if context is _REFUSED:
+            return
+        if upstream is None or not decision.forwarded:
+            await self._error(request_id, jsonrpc.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+            self._observer.end(context, error_type="hidden")
+            return
+        await self._forward(request_id, upstream, "resources/read", {"uri": uri}, params, context)
 
     async def _subscribe(self, request_id: Any, params: dict[str, Any], method: str) -> None:
         uri = params.get("uri")
@@ -439,8 +465,45 @@ class AgentSession:
 
     # -- forwarding ----------------------------------------------------------------------------
 
+    async def _begin(
+        self,
+        request_id: Any,
+        method: str,
+        target: str,
+        upstream: str | None,
+        params: dict[str, Any],
+        decision: Decision,
+    ) -> Any:
+        """Record the decision (audit first, fail closed); `_REFUSED` when it could not be recorded."""
+        meta = params.get("_meta")
+        info = RequestInfo(
+            self.agent,
+            self.session_id,
+            self.protocol_version,
+            method,
+            request_id,
+            target,
+            upstream,
+            params.get("arguments"),
+            meta if isinstance(meta, dict) else None,
+            self._transport,
+        )
+        try:
+            return self._observer.begin(info, decision)
+        except AuditWriteError as exc:
+            logger.error("%s", exc)
+            message = "mcp-firewall: the audit log cannot be written, so the request is refused"
+            await self._error(request_id, jsonrpc.INTERNAL_ERROR, message)
+            return _REFUSED
+
     async def _forward(
-        self, request_id: Any, upstream_name: str, method: str, forward: dict[str, Any], params: dict[str, Any]
+        self,
+        request_id: Any,
+        upstream_name: str,
+        method: str,
+        forward: dict[str, Any],
+        params: dict[str, Any],
+        context: Any = None,
     ) -> None:
         upstream = self._upstreams.get(upstream_name)
         meta = params.get("_meta")
@@ -455,12 +518,18 @@ class AgentSession:
             return
         pending = Forwarded(self, request_id, method, token, deadline_after(upstream.spec.timeout_s))
         pending.request = (method, forward)
+        pending.context = context
+        outgoing_meta: dict[str, Any] = dict(forward.get("_meta") or {})
+        self._observer.forwarding(context, outgoing_meta)
+        if outgoing_meta:
+            forward["_meta"] = outgoing_meta
         self._inflight[request_id] = pending
         try:
             await upstream.forward(pending, method, forward)
         except UpstreamError as exc:
             self._inflight.pop(request_id, None)
             await self._error(request_id, jsonrpc.INTERNAL_ERROR, str(exc))
+            self._observer.end(context, error_type="upstream_unavailable")
 
     async def deliver(self, pending: Forwarded, message: jsonrpc.Message) -> None:
         parked = self._parked_for(pending)
@@ -470,9 +539,12 @@ class AgentSession:
         self._inflight.pop(pending.down_id, None)
         if "error" in message:
             await self._write({"jsonrpc": "2.0", "id": pending.down_id, "error": message["error"]})
+            self._observer.end(pending.context, error_type=str(message["error"].get("code", "error")))
             return
         result = message.get("result")
-        await self._write(jsonrpc.response(pending.down_id, self._complete(result if isinstance(result, dict) else {})))
+        result = result if isinstance(result, dict) else {}
+        await self._write(jsonrpc.response(pending.down_id, self._complete(result)))
+        self._observer.end(pending.context, is_error=result.get("isError") is True)
 
     async def deliver_progress(self, pending: Forwarded, params: dict[str, Any]) -> None:
         await self._write(
@@ -486,8 +558,9 @@ class AgentSession:
             return
         if self._inflight.pop(pending.down_id, None) is None:
             return
-        code = jsonrpc.REQUEST_TIMEOUT if isinstance(error, UpstreamTimeout) else jsonrpc.INTERNAL_ERROR
-        await self._error(pending.down_id, code, str(error))
+        timeout = isinstance(error, UpstreamTimeout)
+        await self._error(pending.down_id, jsonrpc.REQUEST_TIMEOUT if timeout else jsonrpc.INTERNAL_ERROR, str(error))
+        self._observer.end(pending.context, error_type="timeout" if timeout else "upstream_unavailable")
 
     def _complete(self, result: dict[str, Any]) -> dict[str, Any]:
         if self.era == "modern" and "resultType" not in result:
@@ -514,6 +587,7 @@ class AgentSession:
         pending = self._inflight.pop(request_id, None)
         if pending is not None and pending.upstream is not None:
             await pending.upstream.cancel(pending, reason if isinstance(reason, str) else "cancelled by the client")
+            self._observer.end(pending.context, error_type="cancelled")
 
     async def _on_response(self, message: jsonrpc.Message) -> None:
         response_id = message.get("id")
@@ -676,6 +750,33 @@ class AgentSession:
     _HANDLERS: Mapping[str, Handler] = {}
 
 
+_REFUSED = object()
+_DECIDED = frozenset({"tools/call", "prompts/get", "resources/read"})
+
+
+def _observed(handler: Handler) -> Handler:
+    """Wrap a handler so that the request gets a span of its own (lists, ping, initialize, …)."""
+
+    async def observed(session: AgentSession, request_id: Any, params: dict[str, Any]) -> None:
+        meta = params.get("_meta")
+        info = RequestInfo(
+            session.agent,
+            session.session_id,
+            session.protocol_version,
+            _METHOD_OF[handler],
+            request_id,
+            meta=meta if isinstance(meta, dict) else None,
+            transport=session._transport,
+        )
+        context = session._observer.begin(info, None)
+        try:
+            await handler(session, request_id, params)
+        finally:
+            session._observer.end(context)
+
+    return observed
+
+
 def _same_request(original: dict[str, Any], retry: dict[str, Any], method: str) -> bool:
     if method == "resources/read":
         return original.get("uri") == retry.get("uri")
@@ -698,7 +799,7 @@ def _denial_result(decision: Decision) -> dict[str, Any]:
     }
 
 
-AgentSession._HANDLERS = {
+_HANDLER_TABLE: dict[str, Handler] = {
     "initialize": AgentSession._initialize,
     "server/discover": AgentSession._discover,
     "ping": AgentSession._ping,
@@ -715,3 +816,5 @@ AgentSession._HANDLERS = {
     "logging/setLevel": AgentSession._set_level,
     "subscriptions/listen": AgentSession._listen,
 }
+AgentSession._HANDLERS = _HANDLER_TABLE
+_METHOD_OF = {handler: method for method, handler in _HANDLER_TABLE.items()}

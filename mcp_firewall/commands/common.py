@@ -1,0 +1,33 @@
+"""What several commands need: the configuration, the compiled policy, and usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from mcp_firewall.config.loader import LoadedConfig, load_firewall_file
+from mcp_firewall.policy.compile import Policy, compile_policy
+
+__all__ = ["UsageError", "add_config_argument", "load_config", "load_policy_of"]
+
+
+class UsageError(Exception):
+    """A command line that cannot be acted on; `mcp-firewall` exits 2."""
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("MCP_FIREWALL_CONFIG", "firewall.yaml"),
+        help="the firewall file (default: MCP_FIREWALL_CONFIG, then ./firewall.yaml)",
+    )
+
+
+def load_config(path: str) -> LoadedConfig:
+    if not os.path.exists(path):
+        raise UsageError(f"no firewall file at {path!r} (pass --config FILE or set MCP_FIREWALL_CONFIG)")
+    return load_firewall_file(path)
+
+
+def load_policy_of(config: LoadedConfig) -> Policy:
+    return compile_policy(config.policy, upstreams=config.firewall.upstreams, environment=config.firewall.environment)
