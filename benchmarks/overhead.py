@@ -254,7 +254,7 @@ async def run_session(
                 spawned.record(before)
                 if spec.tool not in {tool.name for tool in listed.tools}:
                     names = ", ".join(sorted(tool.name for tool in listed.tools)) or "none"
-                    raise BenchError(f"{spec.name}: tool {spec.tool!r} is not listed (listed: {names})")
+                    raise BenchError(f"tool {spec.tool!r} is not listed (listed: {names})")
                 session = client.session  # cheaper than Client.call_tool (no input-required driver); both paths
 
                 async def call(text: str) -> Any:
@@ -269,7 +269,7 @@ async def run_session(
                 version = client.protocol_version
     except TimeoutError as exc:
         raise BenchError(
-            f"{spec.name}: timed out (a request took over {CALL_TIMEOUT_S:.0f} s, "
+            f"timed out (a request took over {CALL_TIMEOUT_S:.0f} s, "
             f"or the session over {SESSION_TIMEOUT_S:.0f} s)"
         ) from exc
     finally:

@@ -216,6 +216,15 @@ def test_timestamps_are_utc_with_milliseconds(log_path: Path) -> None:
     ]
 
 
+def test_record_is_in_the_file_when_record_decision_returns(log_path: Path) -> None:
+    log = AuditLog.open(log_path, fsync="never")
+
+    digest = _decide(log)
+
+    assert json.loads(log_path.read_text(encoding="utf-8"))["hash"] == digest
+    log.close()
+
+
 def test_reopening_an_existing_log_continues_seq_and_prev(log_path: Path) -> None:
     first = _write_log(log_path, 2)
 
@@ -458,6 +467,17 @@ def test_malformed_lines_are_named(log_path: Path, line: str, reason: str) -> No
 
     assert (file, number) == ("audit.jsonl", 2)
     assert reason in found
+
+
+def test_unreadable_head_file_is_reported(log_path: Path) -> None:
+    _write_log(log_path, 2)
+    head_path(log_path).write_text("{not json", encoding="utf-8")
+
+    result = verify([log_path])
+
+    assert result.first_bad is not None
+    assert result.first_bad.file == head_path(log_path)
+    assert "head file cannot be read" in result.first_bad.reason
 
 
 # -- resuming refuses a log that disagrees with its head --------------------------------------------
@@ -750,7 +770,7 @@ def test_tail_follows_new_records_across_rotation(log_path: Path) -> None:
     log = AuditLog.open(log_path, max_bytes=700)
     _decide(log, 1)
     _decide(log, 2)
-    follower: Iterator[dict[str, Any]] = tail(log_path, n=1, follow=True, poll_interval=0.001)
+    follower = tail(log_path, n=1, follow=True, poll_interval=0.001)
     assert next(follower)["seq"] == 2
 
     _decide(log, 3)
@@ -759,7 +779,36 @@ def test_tail_follows_new_records_across_rotation(log_path: Path) -> None:
     _decide(log, 5)
     assert len(chain_files(log_path)) > 1
     assert [next(follower)["seq"], next(follower)["seq"]] == [4, 5]
+    follower.close()
     log.close()
+
+
+def test_tail_of_a_large_file_follows_without_repeating_records(log_path: Path) -> None:
+    log = AuditLog.open(log_path)
+    for number in range(200):
+        _decide(log, number)
+    follower = tail(log_path, n=3, follow=True, poll_interval=0.001)
+
+    assert [next(follower)["seq"] for _ in range(3)] == [198, 199, 200]
+    _decide(log, 201)
+    assert next(follower)["seq"] == 201
+    follower.close()
+    log.close()
+
+
+def test_tail_leaves_a_record_being_written_for_follow_to_read_whole(log_path: Path) -> None:
+    _write_log(log_path, 2, fsync="never")
+    with AuditLog.open(log_path) as log:
+        _decide(log)
+    complete = _lines(log_path)
+    log_path.write_text("".join(complete[:2]) + complete[2][:30], encoding="utf-8")
+    follower = tail(log_path, n=5, follow=True, poll_interval=0.001)
+
+    assert [next(follower)["seq"] for _ in range(2)] == [1, 2]
+    with log_path.open("a", encoding="utf-8") as stream:
+        stream.write(complete[2][30:])
+    assert next(follower)["seq"] == 3
+    follower.close()
 
 
 def test_format_record_is_one_readable_line(log_path: Path) -> None:

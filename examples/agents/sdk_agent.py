@@ -63,6 +63,8 @@ def first_line(text: str, width: int = 70) -> str:
 
 def outcome(result: CallToolResult) -> tuple[str, str]:
     texts = [c.text for c in result.content if isinstance(c, TextContent)]  # a list result = one text per item
+    if not texts and result.structured_content is not None:  # e.g. an empty list: {"result": []}
+        texts = [json.dumps(result.structured_content.get("result", result.structured_content))]
     return ("isError" if result.is_error else "ok"), first_line(", ".join(texts) or "(no content)")
 
 

@@ -64,7 +64,7 @@ def note_path(name: str) -> Path:
 
 def existing(name: str) -> Path:
     path = note_path(name)
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():  # a planted symlink could point outside ROOT
         raise ToolError(f"no such note: {name}")
     return path
 

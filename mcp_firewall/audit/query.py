@@ -15,6 +15,7 @@ from mcp_firewall.audit._chain import AuditRecord, chain_files, parse_record, re
 __all__ = ["count_shadow", "format_record", "query", "read_records", "summarize_shadow", "tail"]
 
 _POLL_S = 0.25
+_BLOCK = 8192
 # Control characters, line and paragraph separators and bidi overrides could forge or hide output lines.
 _UNSAFE = [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 _ESCAPES = str.maketrans({code: f"\\u{code:04x}" for code in _UNSAFE})
@@ -75,22 +76,39 @@ def tail(
     follow: bool = False,
     *,
     poll_interval: float = _POLL_S,
-) -> Iterator[AuditRecord]:
+) -> Generator[AuditRecord, None, None]:
     """The last `n` records of the log (reaching into rotated files if needed); with `follow`, then every new one.
 
     Following survives rotation: when `<path>` is replaced by a new file, the rest of the old one is
-    read, then the new one from its start. It polls every `poll_interval` seconds and never returns.
+    read, then the new one from its start. It polls every `poll_interval` seconds and never returns;
+    `close()` the generator to stop (the CLI stops on Ctrl-C).
     """
     log = Path(path)
     stream = _open_or_none(log)
     try:
-        end = stream.seek(0, os.SEEK_END) if stream else 0
+        end = _end_of_last_line(stream) if stream else 0
         yield from _last_records(log, stream, end, n)
         if follow:
-            yield from _follow(log, stream, poll_interval)
+            if stream is not None:
+                stream.seek(end)
+            follower, stream = _follow(log, stream, poll_interval), None  # the follower owns the stream now
+            yield from follower
     finally:
         if stream is not None:
             stream.close()
+
+
+def _end_of_last_line(stream: BinaryIO) -> int:
+    """The offset just after the last newline: a record being written is left for `follow` to read whole."""
+    position = stream.seek(0, os.SEEK_END)
+    while position > 0:
+        step = min(_BLOCK, position)
+        stream.seek(position - step)
+        newline = stream.read(step).rfind(b"\n")
+        if newline >= 0:
+            return position - step + newline + 1
+        position -= step
+    return 0
 
 
 def _last_records(log: Path, stream: BinaryIO | None, end: int, n: int) -> list[AuditRecord]:
@@ -106,20 +124,25 @@ def _last_records(log: Path, stream: BinaryIO | None, end: int, n: int) -> list[
 
 
 def _follow(log: Path, stream: BinaryIO | None, poll_interval: float) -> Iterator[AuditRecord]:
+    """Yield records as they are appended, moving on to the next file at each rotation. Never returns."""
     pending = b""
-    while True:
-        chunk = stream.read() if stream else b""
-        if chunk:
-            pending = yield from _complete_lines(log, pending + chunk)
-        elif _replaced(log, stream):
-            following = log
-            if stream is not None:
-                yield from _complete_lines(log, pending + stream.read())  # written just before the rotation
-                following = _next_file(log, stream)
-                stream.close()
-            stream, pending = _open_or_none(following), b""
-        else:
-            time.sleep(poll_interval)
+    try:
+        while True:
+            chunk = stream.read() if stream else b""
+            if chunk:
+                pending = yield from _complete_lines(log, pending + chunk)
+            elif _replaced(log, stream):
+                following = log
+                if stream is not None:
+                    yield from _complete_lines(log, pending + stream.read())  # written just before the rotation
+                    following = _next_file(log, stream)
+                    stream.close()
+                stream, pending = _open_or_none(following), b""
+            else:
+                time.sleep(poll_interval)
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def _complete_lines(log: Path, data: bytes) -> Generator[AuditRecord, None, bytes]:

@@ -45,7 +45,7 @@ _SECRET_WORDS = (
     "passphrase",
     "secret",
     "token",
-    "authorization",
+    "auth",  # authorization, auth_header, oauth
     "apikey",
     "api_key",
     "key",
