@@ -46,13 +46,16 @@ $(NPM_STAMP):
 		else echo "== npm install"; npm install --no-audit --no-fund --loglevel=error; fi
 	@rm -f node_modules/.installed-* && touch $(NPM_STAMP)
 
+# The demo's notes live in a fresh .demo/notes (NOTES_ROOT is read by examples/firewall.yaml).
 # Until mcp_firewall.cli and examples/firewall.yaml exist, the demo talks to the notes server directly.
 demo: venv
-	@if [ -f mcp_firewall/cli.py ] && [ -f examples/firewall.yaml ] || [ -n "$${MCP_FIREWALL_CMD:-}" ]; then \
-		$(WITH_VENV) $(PY) examples/agents/sdk_agent.py; \
+	@rm -rf .demo/notes && mkdir -p .demo/notes
+	@export NOTES_ROOT="$(CURDIR)/.demo/notes" $(WITH_VENV); \
+	if [ -f mcp_firewall/cli.py ] && [ -f examples/firewall.yaml ] || [ -n "$${MCP_FIREWALL_CMD:-}" ]; then \
+		$(PY) examples/agents/sdk_agent.py; \
 	else \
 		echo "(firewall CLI not there yet: running against examples/servers/notes_server.py directly)"; \
-		MCP_FIREWALL_CMD="$(PY) examples/servers/notes_server.py" $(WITH_VENV) $(PY) examples/agents/sdk_agent.py; \
+		MCP_FIREWALL_CMD="$(PY) examples/servers/notes_server.py --root $$NOTES_ROOT" $(PY) examples/agents/sdk_agent.py; \
 	fi
 
 lint: venv

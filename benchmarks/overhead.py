@@ -18,6 +18,7 @@ Exit status: 0 when the benchmark ran (whether or not the targets were met), 1 o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -142,8 +143,7 @@ class Paired:
 @dataclass
 class Target:
     label: str
-    metric: str
-    kind: str
+    metric: str  # a paired metric of `summarise`
     limit: float
     upper: bool  # True: value must be ≤ limit; False: ≥ limit
     unit: str
@@ -154,11 +154,11 @@ class Target:
 
 # Issue 2: a small call through the firewall with policy, spans and audit on.
 TARGETS = (
-    Target("small call, added p50", "small_p50", "diff", 400, True, "µs"),
-    Target("small call, added p95", "small_p95", "diff", 800, True, "µs"),
-    Target("throughput at 32 in flight", "c32", "ratio", 0.6, False, "×"),
-    Target("100 KiB call, added p95", "large_p95", "diff", 1500, True, "µs"),
-    Target("time to first tools/list, added", "startup", "diff", 0.5, True, "s"),
+    Target("small call, added p50", "small_p50", 400, True, "µs"),
+    Target("small call, added p95", "small_p95", 800, True, "µs"),
+    Target("throughput at 32 in flight", "c32", 0.6, False, "×"),
+    Target("100 KiB call, added p95", "large_p95", 1500, True, "µs"),
+    Target("time to first tools/list, added", "startup", 0.5, True, "s"),
 )
 
 
@@ -183,11 +183,12 @@ class Spawned:
         rss: dict[str, int] = {}
         if self.root is None:
             return rss
-        self.tree = [self.root, *descendants_of(self.root.pid)]
+        current = [self.root, *descendants_of(self.root.pid)]
+        self.tree = list(dict.fromkeys([*self.tree, *current]))
         spawned = peak_rss_kib(self.root)
         if spawned is not None:
             rss["spawned"] = spawned
-        if len(self.tree) > 1 and (upstream := peak_rss_kib(self.tree[1])) is not None:
+        if len(current) > 1 and (upstream := peak_rss_kib(current[1])) is not None:
             rss["upstream"] = upstream
         return rss
 
@@ -269,8 +270,7 @@ async def run_session(
                 version = client.protocol_version
     except TimeoutError as exc:
         raise BenchError(
-            f"timed out (a request took over {CALL_TIMEOUT_S:.0f} s, "
-            f"or the session over {SESSION_TIMEOUT_S:.0f} s)"
+            f"timed out (a request took over {CALL_TIMEOUT_S:.0f} s, or the session over {SESSION_TIMEOUT_S:.0f} s)"
         ) from exc
     finally:
         if spawned.root is None:  # failed before the tree was recorded: what we started may still be our child
@@ -360,8 +360,8 @@ COLUMNS = (  # header, width
     ("p50", 7),
     ("p95", 7),
     ("p99", 7),
-    ("+p50", 6),
-    ("+p95", 6),
+    ("+p50", 7),
+    ("+p95", 7),
     ("p50", 7),
     ("p95", 7),
     ("+p95", 7),
@@ -370,7 +370,7 @@ COLUMNS = (  # header, width
     ("c32/s", 6),
     ("×", 5),
     ("ms", 6),
-    ("+ms", 5),
+    ("+ms", 6),
     ("proxy", 6),
     ("upstr", 6),
 )
@@ -467,8 +467,8 @@ def summarise(results: Sequence[RoundResult], settings: Settings) -> tuple[str, 
         lines.append(_group_header())
         lines.append(_row([name for name, _ in COLUMNS]))
         lines.append(_row(["-" * w for _, w in COLUMNS]))
-        one = {8: 1.0, 32: 1.0}
-        lines.append(_row(_path_row("direct", direct, None, one)))  # type: ignore[arg-type]
+        one: dict[int, float | None] = {8: 1.0, 32: 1.0}
+        lines.append(_row(_path_row("direct", direct, None, one)))
         ratios: dict[int, float | None] = {c: paired[f"c{c}"].value for c in (8, 32)}
         lines.append(_row(_path_row("firewall", firewall, paired, ratios)))
         lines.append(
@@ -576,6 +576,25 @@ def _environment() -> dict[str, Any]:
     }
 
 
+def _records_written(workdir: Path) -> dict[str, int]:
+    """Lines in the audit log and span file that firewall-bench.yaml points into the work directory."""
+    counts: dict[str, int] = {}
+    for kind, name in (("audit records", "bench-audit.jsonl"), ("spans", "bench-spans.jsonl")):
+        path = workdir / name
+        with contextlib.suppress(OSError), path.open("rb") as file:
+            counts[kind] = sum(1 for _ in file)
+    return counts
+
+
+def _describe_records(written: dict[str, int]) -> str:
+    parts = [f"{count:,} {kind}" for kind, count in written.items()]
+    missing = [kind for kind in ("audit records", "spans") if kind not in written]
+    text = ", ".join(parts) if parts else "nothing"
+    if missing:
+        text += f" — NO {' and no '.join(missing)}: the targets assume audit and spans are on"
+    return text
+
+
 def _other_load(before: tuple[float, float], after: tuple[float, float], elapsed: float) -> float:
     """The share of the machine's CPU capacity that processes other than ours used during the run."""
     busy, own = after[0] - before[0], after[1] - before[1]
@@ -593,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep = keep_logs
     try:
         results = anyio.run(run_all, settings, workdir)
+        written = _records_written(workdir)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         keep = True
@@ -605,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.perf_counter() - started
+    environment["firewall_wrote"] = written
     environment["other_cpu_share"] = other = _other_load(cpu_before, cpu_seconds(), elapsed)
     report, summary = summarise(results, settings)
     print(
@@ -612,6 +633,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"mcp {environment['mcp']}, {environment['cpus']} CPUs; {elapsed:.0f} s; "
         f"other processes used {other:.0%} of the CPU meanwhile"
     )
+    if not settings.firewall_label.startswith("stand-in"):
+        print(f"firewall wrote {_describe_records(written)} (to MCP_FIREWALL_BENCH_DIR)")
     if other > 0.15:
         print("WARNING: the machine was busy with other work; tails (p95/p99) and throughput are unreliable")
     print(report)

@@ -30,7 +30,7 @@ logger = logging.getLogger("mcp_firewall")
 USAGE_ERROR = 2
 
 # Modules under mcp_firewall/commands/ that add subcommands (each has `register(commands)`).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("mcp_firewall.commands.audit",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mcp_firewall.audit as audit
 from mcp_firewall.audit import (
@@ -257,7 +259,7 @@ def test_rotation_continues_the_chain_and_verifies_across_files(log_path: Path) 
 def test_chain_files_orders_rotated_files_numerically(tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
     for name in ["audit.jsonl", "audit.jsonl.10", "audit.jsonl.9", "audit.jsonl.head", "audit.jsonl.x", "other.1"]:
-        (tmp_path / name).write_text("")
+        (tmp_path / name).write_text("", encoding="utf-8")
 
     assert [file.name for file in chain_files(log)] == ["audit.jsonl.9", "audit.jsonl.10", "audit.jsonl"]
 
@@ -447,6 +449,24 @@ def test_hash_from_an_exported_span_that_is_not_in_the_log_is_detected(log_path:
     result = verify([log_path], anchors=["ab" * 32])
     assert result.first_bad is not None
     assert "from an exported span" in result.first_bad.reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(min_value=1, max_value=12), data=st.data())
+def test_deleting_any_record_is_detected_at_its_position(count: int, data: st.DataObject) -> None:
+    removed = data.draw(st.integers(min_value=0, max_value=count - 1))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "audit.jsonl"
+        _write_log(path, count, fsync="never")
+        lines = _lines(path)
+        del lines[removed]
+        path.write_text("".join(lines), encoding="utf-8")
+
+        result = verify([path])
+
+    assert result.first_bad is not None
+    assert result.first_bad.line == removed + 1
+    assert result.records == removed
 
 
 @pytest.mark.parametrize(
@@ -690,7 +710,7 @@ def test_fsync_failure_refuses_every_later_record(log_path: Path, monkeypatch: p
 
 def test_unwritable_directory_raises_audit_write_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
-    blocker.write_text("")
+    blocker.write_text("", encoding="utf-8")
 
     with pytest.raises(AuditWriteError, match="cannot open audit log"):
         AuditLog.open(blocker / "audit.jsonl")

@@ -263,6 +263,11 @@ listen: {transport: http, port: "${PORT}"}
     assert (firewall.environment, firewall.listen.port) == ("dev", 8080)
 
 
+def test_a_scope_path_with_an_undefined_variable_is_reported_once_and_not_read(in_tmp: Path) -> None:
+    _write(in_tmp / "firewall.yaml", 'upstreams:\n  files: {command: npx}\nscopes: ["${SCOPES}"]\n')
+    assert [(i.line, i.column, i.code) for i in validate("firewall.yaml", {})] == [(3, 10, "undefined_variable")]
+
+
 def test_scope_files_are_never_expanded(in_tmp: Path) -> None:
     _write(
         in_tmp / "a.yaml",

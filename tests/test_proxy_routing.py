@@ -44,7 +44,9 @@ async def test_results_come_back_unchanged_structured_images_embedded_resources_
         weather = await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         picture = await fw.client.call_tool("rich__picture", {})
         failed = await fw.client.call_tool("rich__fail", {"reason": "broken on purpose"})
-    assert weather.structured_content == {"result": {"city": "Oslo", "temperature": 21}} or weather.structured_content == {
+    assert weather.structured_content == {
+        "result": {"city": "Oslo", "temperature": 21}
+    } or weather.structured_content == {
         "city": "Oslo",
         "temperature": 21,
     }

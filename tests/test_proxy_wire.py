@@ -14,7 +14,12 @@ from mcp_firewall.proxy.framing import Oversized
 
 pytestmark = pytest.mark.anyio
 
-INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
 
 
 def line(message: Any) -> bytes:
@@ -31,9 +36,17 @@ async def _started(servers: dict[str, Any]) -> Any:
     [
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/list"', -32700, "Parse error"),
         (b'{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/list"}', -32700, "duplicate object key 'id'"),
-        (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__echo","arguments":{"text":"x","text":"y"}}}', -32700, "duplicate"),
+        (
+            b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__echo","arguments":{"text":"x","text":"y"}}}',
+            -32700,
+            "duplicate",
+        ),
         (b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', -32600, "batches"),
-        (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__echo","arguments":{"text":"\\ud800"}}}', -32700, "surrogate"),
+        (
+            b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__echo","arguments":{"text":"\\ud800"}}}',
+            -32700,
+            "surrogate",
+        ),
         (b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":NaN}}', -32700, "NaN"),
         (b'\xff\xfe{"jsonrpc":"2.0","id":1,"method":"ping"}', -32700, "UTF-8"),
         (b'{"jsonrpc":"1.0","id":1,"method":"ping"}', -32600, "JSON-RPC 2.0"),
@@ -41,7 +54,9 @@ async def _started(servers: dict[str, Any]) -> Any:
         (b'"just a string"', -32600, "JSON-RPC 2.0"),
     ],
 )
-async def test_malformed_or_ambiguous_input_gets_an_error_and_reaches_no_upstream(raw: bytes, code: int, fragment: str) -> None:
+async def test_malformed_or_ambiguous_input_gets_an_error_and_reaches_no_upstream(
+    raw: bytes, code: int, fragment: str
+) -> None:
     session, out, recorders, upstreams = await _started({"a": lowlevel([tool("echo")])})
     async with anyio.create_task_group() as tg:
         tg.start_soon(upstreams[0].run)
@@ -63,7 +78,13 @@ async def test_malformed_or_ambiguous_input_gets_an_error_and_reaches_no_upstrea
 async def test_an_oversized_message_is_refused_with_a_parse_error_and_null_id() -> None:
     session, out, _, _ = await raw_session({})
     await session.handle_line(Oversized(10_000_000))
-    assert out == [{"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: message of 10000000 bytes exceeds the limit of 4096"}}]
+    assert out == [
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32700, "message": "Parse error: message of 10000000 bytes exceeds the limit of 4096"},
+        }
+    ]
 
 
 async def test_a_request_before_initialization_is_refused() -> None:

@@ -33,11 +33,11 @@ AGENT = "openai-agents-agent"
 # What the "model" will try, in order: (tool name without prefix, arguments).
 SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("list_notes", {}),
-    ("create_note", {"name": "openai.txt", "text": "written by openai-agents\n"}),
+    ("create_note", {"name": "draft-openai.txt", "text": "written by openai-agents\n"}),
     ("search_notes", {"query": "openai"}),
     ("read_note", {"name": "/etc/passwd"}),  # absolute path: must never succeed
-    ("overwrite_note", {"name": "openai.txt", "text": "gone"}),  # destructive
-    ("delete_note", {"name": "openai.txt"}),  # destructive
+    ("overwrite_note", {"name": "draft-openai.txt", "text": "gone"}),  # destructive
+    ("delete_note", {"name": "draft-openai.txt"}),  # destructive
 ]
 
 

@@ -32,10 +32,11 @@ AGENT = "pydantic-ai-agent"
 # What the "model" will try, in order: (tool name without prefix, arguments).
 SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("list_notes", {}),
-    ("create_note", {"name": "pydantic.txt", "text": "written by pydantic-ai\n"}),
-    ("read_note", {"name": "pydantic.txt"}),
+    ("search_notes", {"query": "milk"}),
+    ("get_current_time", {"timezone": "UTC"}),  # from a second upstream (mcp-server-time), if the firewall has it
+    ("create_note", {"name": "draft-pydantic.txt", "text": "written by pydantic-ai\n"}),
     ("read_note", {"name": "../secrets.txt"}),  # path traversal: must never succeed
-    ("delete_note", {"name": "pydantic.txt"}),  # destructive
+    ("delete_note", {"name": "draft-pydantic.txt"}),  # destructive
 ]
 
 

@@ -37,13 +37,14 @@ ERAS = {"legacy": "legacy", "modern": "2026-07-28", "auto": "auto"}  # --era -> 
 # The script: (tool name without the firewall's prefix, arguments).
 SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("list_notes", {}),
-    ("create_note", {"name": "todo.txt", "text": "buy milk\n"}),
-    ("append_note", {"name": "todo.txt", "text": "call mum\n"}),
-    ("read_note", {"name": "todo.txt"}),
+    ("create_note", {"name": "draft-todo.txt", "text": "buy milk\n"}),
+    ("append_note", {"name": "draft-todo.txt", "text": "call mum\n"}),
+    ("read_note", {"name": "draft-todo.txt"}),
     ("search_notes", {"query": "milk"}),
+    ("create_note", {"name": "todo.txt", "text": "not a draft\n"}),  # the demo scope only allows draft-*
     ("read_note", {"name": "../../etc/passwd"}),  # path traversal: must never succeed
-    ("overwrite_note", {"name": "todo.txt", "text": ""}),  # destructive
-    ("delete_note", {"name": "todo.txt"}),  # destructive
+    ("overwrite_note", {"name": "draft-todo.txt", "text": ""}),  # destructive
+    ("delete_note", {"name": "draft-todo.txt"}),  # destructive
 ]
 
 
@@ -78,15 +79,16 @@ async def run(era: str, prefix: str) -> None:
         if not any(n.startswith(prefix) for n in names) and any(n == "list_notes" for n in names):
             print(f"(no tool has the prefix {prefix!r}: talking to the notes server directly, no prefix)")
             prefix = ""
-        print()
-        print(f"{'#':>2}  {'tool':<22} {'arguments':<42} {'outcome':<9}  first line")
-        print(f"{'-' * 2}  {'-' * 22} {'-' * 42} {'-' * 9}  {'-' * 30}")
+        tw = max(len(prefix + tool) for tool, _ in SCRIPT)  # column widths
+        aw = max(len(json.dumps(args)) for _, args in SCRIPT)
+        print(f"\n{'#':>2}  {'tool':<{tw}}  {'arguments':<{aw}}  {'outcome':<9}  first line of the result")
+        print(f"{'-' * 2}  {'-' * tw}  {'-' * aw}  {'-' * 9}  {'-' * 24}")
         for i, (tool, args) in enumerate(SCRIPT, 1):
             try:
                 status, text = outcome(await client.call_tool(prefix + tool, args))
             except MCPError as e:  # the request itself was refused
                 status, text = "rpc-error", f"{e.code}: {first_line(e.error.message)}"
-            print(f"{i:>2}  {prefix + tool:<22} {json.dumps(args):<42} {status:<9}  {text}")
+            print(f"{i:>2}  {prefix + tool:<{tw}}  {json.dumps(args):<{aw}}  {status:<9}  {text}")
 
 
 def main() -> None:

@@ -150,13 +150,14 @@ class _ScopeEntry:
     path: Path
     written: str
     origin: Location | None
+    index: int = -1
 
 
 def _scope_entries(written: Any, resolved: Any, source: SourceMap) -> list[_ScopeEntry]:
     if not isinstance(written, list) or not isinstance(resolved, list):
         return []
     return [
-        _ScopeEntry(Path(path), text, source.locate_value(("scopes", index)))
+        _ScopeEntry(Path(path), text, source.locate_value(("scopes", index)), index)
         for index, (text, path) in enumerate(zip(written, resolved, strict=True))
         if isinstance(text, str) and isinstance(path, str)
     ]
@@ -185,7 +186,9 @@ class _Run:
         model = self._validate(FirewallFile, data, source, expansion.written)
         raw_upstreams = data.get("upstreams")
         upstreams = {str(name) for name in raw_upstreams} if isinstance(raw_upstreams, dict) else None
-        return model, upstreams, _scope_entries(written_scopes, data.get("scopes"), source)
+        entries = _scope_entries(written_scopes, data.get("scopes"), source)
+        broken = {value_path for value_path, _ in expansion.problems}
+        return model, upstreams, [entry for entry in entries if ("scopes", entry.index) not in broken]
 
     def scope_documents(self, entries: Sequence[_ScopeEntry]) -> tuple[list[ScopeDocument], list[Path], bool]:
         """The scope files that validated, every file read (in order), and whether all of them validated."""

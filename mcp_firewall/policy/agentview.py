@@ -53,6 +53,7 @@ class Grant:
     validator: Any = None
     declared: frozenset[str] | None = None  # None: undeclared arguments are allowed by the schema
     exposed: Mapping[str, Any] | None = None
+    unusable_schema: bool = False  # the tool's inputSchema is not a valid JSON Schema: every call is denied
 
 
 class PolicyView:
@@ -155,16 +156,15 @@ class PolicyView:
         return decision
 
     def _evaluate(self, grant: Grant, arguments: Mapping[str, Any]) -> Decision:
-        if grant.validator is not None and not grant.validator.is_valid(arguments):
-            error = next(iter(grant.validator.iter_errors(arguments)))
-            where = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
+        if not isinstance(arguments, Mapping):
+            return Decision("deny", reason="arguments must be a JSON object", constraint="inputSchema")
+        if grant.unusable_schema:
             return Decision(
                 "deny",
-                reason=f"arguments do not match the tool's inputSchema at {where}: {error.message[:200]}",
-                argument=where if error.absolute_path else None,
+                reason="the tool's inputSchema is not a valid JSON Schema, so no call to it can be checked",
                 constraint="inputSchema",
             )
-        if grant.declared is not None:
+        if grant.declared is not None:  # first, so that the denial names the undeclared argument
             for key in arguments:
                 if key not in grant.declared:
                     return Decision(
@@ -173,6 +173,8 @@ class PolicyView:
                         argument=key,
                         constraint="inputSchema",
                     )
+        if grant.validator is not None and not grant.validator.is_valid(arguments):
+            return _schema_denial(next(iter(grant.validator.iter_errors(arguments))), arguments)
         if not grant.rules:
             return Decision("deny", reason="no allow rule of the agent's scopes selects this tool")
         first: tuple[CompiledRule, Failure] | None = None
@@ -230,7 +232,21 @@ def _grant(
     applied = tuple((rule, tuple(c for c in rule.constraints if c.applies_to(schema))) for rule in rules)
     declared = _declared(schema)
     exposed = None if prompt or shadow_only else _narrowed(route, schema, applied)
-    return Grant(route, klass, applied, validator, declared, exposed)
+    return Grant(route, klass, applied, validator, declared, exposed, unusable_schema=not prompt and validator is None)
+
+
+def _schema_denial(error: Any, arguments: Mapping[str, Any]) -> Decision:
+    """A denial for arguments that fail the tool's inputSchema, naming the argument where one is at fault."""
+    path = [str(p) for p in error.absolute_path]
+    if not path and error.validator == "required" and isinstance(error.validator_value, list):
+        path = [str(name) for name in error.validator_value if name not in arguments][:1]
+    where = ".".join(path) or "(arguments)"
+    return Decision(
+        "deny",
+        reason=f"arguments do not match the tool's inputSchema at {where}: {error.message[:200]}",
+        argument=where if path else None,
+        constraint="inputSchema",
+    )
 
 
 def _declared(schema: Mapping[str, Any]) -> frozenset[str] | None:
