@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support.harness import raw_session
+from support.harness import eventually, raw_session
 from support.servers import lowlevel, tool
 
 from mcp_firewall.proxy.framing import Oversized
@@ -62,9 +62,7 @@ async def test_malformed_or_ambiguous_input_gets_an_error_and_reaches_no_upstrea
         tg.start_soon(upstreams[0].run)
         session._tg = tg
         await session.handle_line(line(INIT))
-        with anyio.fail_after(5):
-            while not out:
-                await anyio.sleep(0.01)
+        await eventually(lambda: out)
         await session.handle_line(raw)
         error = out[-1]["error"]
         assert error["code"] == code and fragment in error["message"]
@@ -100,9 +98,7 @@ async def test_an_unknown_method_is_refused_and_never_forwarded() -> None:
         tg.start_soon(upstreams[0].run)
         session._tg = tg
         await session.handle_line(line(INIT))
-        with anyio.fail_after(5):
-            while not out:
-                await anyio.sleep(0.01)
+        await eventually(lambda: out)
         await session.handle_line(line({"jsonrpc": "2.0", "id": 2, "method": "tasks/list", "params": {}}))
         assert out[-1]["error"] == {"code": -32601, "message": "Method not found: tasks/list"}
         assert "tasks/list" not in recorders["a"].methods()

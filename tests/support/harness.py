@@ -147,3 +147,10 @@ async def raw_session(
         agent="tester", gate=lambda: the_gate, upstreams=upstreams, write=write, max_message_bytes=max_message_bytes
     )
     return session, out, recorders, upstreams
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait (bounded) until `predicate()` is true: for facts observed from outside, such as what an upstream received."""
+    with anyio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 - the fact has no event to wait on
+            await anyio.sleep(0.005)
