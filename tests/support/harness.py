@@ -149,8 +149,8 @@ async def raw_session(
     return session, out, recorders, upstreams
 
 
-async def eventually(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Wait (bounded) until `predicate()` is true: for facts observed from outside, such as what an upstream received."""
-    with anyio.fail_after(timeout):
+async def eventually(predicate: Callable[[], object]) -> None:
+    """Wait (at most 5 s) until `predicate()` holds: for facts seen from outside, like what an upstream received."""
+    with anyio.fail_after(5):
         while not predicate():  # noqa: ASYNC110 - the fact has no event to wait on
             await anyio.sleep(0.005)
