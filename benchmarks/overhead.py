@@ -587,12 +587,13 @@ def _records_written(workdir: Path) -> dict[str, int]:
 
 
 def _describe_records(written: dict[str, int]) -> str:
-    parts = [f"{count:,} {kind}" for kind, count in written.items()]
-    missing = [kind for kind in ("audit records", "spans") if kind not in written]
-    text = ", ".join(parts) if parts else "nothing"
+    """One line on what the firewall recorded: the targets assume both an audit log and spans."""
+    found = ", ".join(f"{count:,} {kind}" for kind, count in written.items()) or "nothing"
+    missing = [kind for kind in ("audit records", "spans") if not written.get(kind)]
+    line = f"the firewall recorded {found} in the work directory"
     if missing:
-        text += f" — NO {' and no '.join(missing)}: the targets assume audit and spans are on"
-    return text
+        line += f" — WARNING: no {' and no '.join(missing)}, so it ran without what the targets assume"
+    return line
 
 
 def _other_load(before: tuple[float, float], after: tuple[float, float], elapsed: float) -> float:
@@ -634,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"other processes used {other:.0%} of the CPU meanwhile"
     )
     if not settings.firewall_label.startswith("stand-in"):
-        print(f"firewall wrote {_describe_records(written)} (to MCP_FIREWALL_BENCH_DIR)")
+        print(_describe_records(written))
     if other > 0.15:
         print("WARNING: the machine was busy with other work; tails (p95/p99) and throughput are unreliable")
     print(report)

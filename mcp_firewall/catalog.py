@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+if TYPE_CHECKING:  # importing the SDK costs ~0.7 s; the firewall spawns its upstreams first
+    from mcp.shared.uri_template import UriTemplate
 
 __all__ = ["SEPARATOR", "Catalog", "Route", "TemplateRoute", "UpstreamLists", "exposed_name"]
 
@@ -132,6 +133,10 @@ def _add_named(
 
 
 def _templates(up: UpstreamLists) -> list[TemplateRoute]:
+    if not up.templates:
+        return []
+    from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+
     routes = []
     for definition in up.templates:
         text = definition.get("uriTemplate")

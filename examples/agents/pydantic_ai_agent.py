@@ -61,7 +61,7 @@ class ScriptedLLM:
         # "failed" for an isError result) or a RetryPromptPart (a JSON-RPC error, e.g. a refusal).
         last = messages[-1].parts[-1] if messages else None
         if isinstance(last, ToolReturnPart):
-            print(f"   <- {last.outcome}: {first_line(last.model_response_str())}")
+            print(f"   <- {last.outcome}: {first_line(last.model_response_str() or repr(last.content))}")
         elif isinstance(last, RetryPromptPart):
             print(f"   <- error: {first_line(last.model_response())}")
         offered = [t.name for t in info.function_tools]

@@ -45,6 +45,7 @@ SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("read_note", {"name": "../../etc/passwd"}),  # path traversal: must never succeed
     ("overwrite_note", {"name": "draft-todo.txt", "text": ""}),  # destructive
     ("delete_note", {"name": "draft-todo.txt"}),  # destructive
+    ("summarize", {"text": "buy milk, call mum"}),  # the upstream may not ask the agent's model (sampling: deny)
 ]
 
 

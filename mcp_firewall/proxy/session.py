@@ -25,7 +25,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
 
 from mcp_firewall import __version__
 from mcp_firewall.catalog import Catalog
@@ -211,7 +210,10 @@ class AgentSession:
         )
         return jsonrpc.error_response(request_id, jsonrpc.INVALID_REQUEST, message)
 
-    def _modern_envelope(self, params: dict[str, Any]) -> InboundLadderRejection | None:
+    def _modern_envelope(self, params: dict[str, Any]) -> Any:
+        """None when the 2026-07-28 envelope is valid (the SDK's own ladder decides), else its rejection."""
+        from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
+
         route = classify_inbound_request({"params": params})
         if isinstance(route, InboundLadderRejection):
             return route
@@ -784,6 +786,9 @@ def _same_request(original: dict[str, Any], retry: dict[str, Any], method: str) 
 
 
 def _denial_text(decision: Decision) -> str:
+    if decision.argument is not None and decision.constraint is not None:
+        where = f"argument '{decision.argument}' fails '{decision.constraint}'"
+        return f"Denied by mcp-firewall: {where}: {decision.reason}"
     return f"Denied by mcp-firewall: {decision.reason}"
 
 

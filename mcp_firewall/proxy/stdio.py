@@ -10,7 +10,6 @@ import anyio
 
 from mcp_firewall.policy.view import Gate
 from mcp_firewall.proxy.framing import FdWriter, fd_chunks, split_lines
-from mcp_firewall.proxy.session import AgentSession
 from mcp_firewall.proxy.transports import UpstreamSpec
 from mcp_firewall.proxy.upstream import Upstream
 
@@ -32,15 +31,19 @@ async def serve_stdio(
     """Run until the agent closes stdin or the process is asked to stop; every child is reaped."""
     upstreams = [Upstream(spec, environ=environ) for spec in specs]
     writer = FdWriter(stdout_fd)
-    session = AgentSession(
-        agent=agent, gate=gate, upstreams=upstreams, write=writer.send, max_message_bytes=max_message_bytes
-    )
-    if on_policy_change is not None:
-        on_policy_change.append(session.refresh_view)
+    session: Any = None
     try:
         async with anyio.create_task_group() as tg:
             for upstream in upstreams:
                 tg.start_soon(upstream.run)
+            await anyio.sleep(0.001)  # let the upstream processes spawn before the heavier imports below
+            from mcp_firewall.proxy.session import AgentSession
+
+            session = AgentSession(
+                agent=agent, gate=gate, upstreams=upstreams, write=writer.send, max_message_bytes=max_message_bytes
+            )
+            if on_policy_change is not None:
+                on_policy_change.append(session.refresh_view)
             if watch is not None:
                 tg.start_soon(watch)
             tg.start_soon(_cancel_on_signal, tg.cancel_scope)
@@ -49,7 +52,8 @@ async def serve_stdio(
                 upstream.stop()
             tg.cancel_scope.cancel()
     finally:
-        session.close()
+        if session is not None:
+            session.close()
         writer.restore_blocking()
 
 

@@ -1,0 +1,1 @@
+"""End-to-end tests: the real firewall process between real MCP clients and real servers."""
