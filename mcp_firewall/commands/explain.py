@@ -72,9 +72,7 @@ class Explanation:
     scopes: tuple[str, ...] = ()
 
 
-def explain_tool(
-    policy: Policy, catalog: Catalog, agent: str, tool: str, arguments: Mapping[str, Any]
-) -> Explanation:
+def explain_tool(policy: Policy, catalog: Catalog, agent: str, tool: str, arguments: Mapping[str, Any]) -> Explanation:
     """The decision for `agent` calling `tool` with `arguments`, and the trace of every rule weighed."""
     view = PolicyView(policy, agent, catalog)
     decision, _ = view.check_tool(tool, arguments)
@@ -186,7 +184,8 @@ def _tool_line(e: Explanation) -> str:
     how = {
         "name": f"listed under {where}.{found.klass}",
         "glob": f"{where}.{found.klass} lists {', '.join(entries.get(found.klass, []))}",
-        "conflict": "matched under " + " and ".join(f"{where}.{k} ({', '.join(v)})" for k, v in entries.items())
+        "conflict": "matched under "
+        + " and ".join(f"{where}.{k} ({', '.join(v)})" for k, v in entries.items())
         + ": the more dangerous class wins",
         "annotations": f"from the upstream's annotations ({where}.trust_annotations: true)",
         "default": f"not listed under {where}: unlisted tools are destructive",

@@ -53,6 +53,7 @@ from mcp_firewall.proxy.transports import UpstreamSpec
 from mcp_firewall.proxy.upstream import Upstream
 
 __all__ = [
+    "ASKED",
     "ASK_TIMEOUT_S",
     "LOCK_FILE",
     "LOCK_VERSION",
@@ -69,6 +70,8 @@ LOCK_FILE = "tools.lock"
 LOCK_VERSION = 1
 ASK_TIMEOUT_S = 30.0
 """How long commands wait for all upstreams together to start and list their tools."""
+ASKED = "the upstreams"
+"""`Definitions.source` when the definitions were asked of the upstreams rather than read from a lock."""
 HASHED_FIELDS = ("name", "description", "inputSchema", "outputSchema", "annotations")
 CLIENT_INFO = {"name": "mcp-firewall", "version": __version__}
 
@@ -144,7 +147,7 @@ def read_lock(path: Path, upstreams: Mapping[str, bool]) -> Definitions:
             unknown[name] = f"{shown} has no entry for it (run `mcp-firewall lock`)"
             continue
         tools = entry.get("tools") if isinstance(entry, dict) else None
-        if not isinstance(tools, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
+        if not isinstance(tools, list) or not all(_is_tool(tool) for tool in tools):
             raise broken(f'upstreams.{name}.tools: expected a list of tool definitions, each with a "name"')
         lists.append(UpstreamLists(name, prefix, tools=tuple(tools)))
     return Definitions(tuple(lists), unknown, shown)
@@ -174,7 +177,7 @@ async def ask_upstreams(
     unknown = {
         upstream.name: _why_unreachable(upstream, timeout_s) for upstream in upstreams if upstream.state != "ready"
     }
-    return Definitions(lists, unknown, "the upstreams")
+    return Definitions(lists, unknown, ASKED)
 
 
 def tool_definitions(config: LoadedConfig, *, timeout_s: float = ASK_TIMEOUT_S) -> Definitions:
@@ -191,6 +194,10 @@ def tool_definitions(config: LoadedConfig, *, timeout_s: float = ASK_TIMEOUT_S) 
         return await ask_upstreams(specs, timeout_s=timeout_s)
 
     return anyio.run(ask)
+
+
+def _is_tool(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("name"), str)
 
 
 def _why_unreachable(upstream: Upstream, timeout_s: float) -> str:

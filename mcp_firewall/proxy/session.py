@@ -313,62 +313,44 @@ class AgentSession:
     # -- calls ---------------------------------------------------------------------------------
 
     async def _call_tool(self, request_id: Any, params: dict[str, Any]) -> None:
+        await self._use_named(request_id, params, "tools/call")
+
+    async def _get_prompt(self, request_id: Any, params: dict[str, Any]) -> None:
+        await self._use_named(request_id, params, "prompts/get")
+
+    async def _use_named(self, request_id: Any, params: dict[str, Any], method: str) -> None:
+        """tools/call and prompts/get: decide, then answer (hidden, denied) or forward what was checked."""
         name = params.get("name")
         arguments = params.get("arguments")
         if not isinstance(name, str) or not isinstance(arguments, dict | None):
-            await self._error(
-                request_id, jsonrpc.INVALID_PARAMS, "Invalid params: tools/call takes a name and an object of arguments"
-            )
+            message = f"Invalid params: {method} takes a name and an object of arguments"
+            await self._error(request_id, jsonrpc.INVALID_PARAMS, message)
             return
         if (state := params.get("requestState")) is not None:
-            await self._resume(request_id, "tools/call", params, state)
+            await self._resume(request_id, method, params, state)
             return
-        decision, route = self._view.check_tool(name, arguments or {})
-        context = await self._begin(request_id, "tools/call", name, route.upstream if route else None, params, decision)
+        is_tool = method == "tools/call"
+        check = self._view.check_tool if is_tool else self._view.check_prompt
+        decision, route = check(name, arguments or {})
+        context = await self._begin(request_id, method, name, route.upstream if route else None, params, decision)
         if context is _REFUSED:
             return
         if route is None or decision.outcome == "hidden":
-            await self._error(request_id, jsonrpc.INVALID_PARAMS, f"Unknown tool: {name}")
+            unknown = f"Unknown {'tool' if is_tool else 'prompt'}: {name}"
+            await self._error(request_id, jsonrpc.INVALID_PARAMS, unknown)
             self._observer.end(context, error_type="hidden")
             return
         if not decision.forwarded:
-            await self._write(jsonrpc.response(request_id, self._complete(_denial_result(decision))))
+            if is_tool:  # a tool result, so that the model can correct itself
+                await self._write(jsonrpc.response(request_id, self._complete(_denial_result(decision))))
+            else:
+                await self._error(request_id, jsonrpc.INVALID_PARAMS, _denial_text(decision))
             self._observer.end(context, error_type="denied", is_error=True)
             return
         forward: dict[str, Any] = {"name": route.name}
         if arguments is not None:
             forward["arguments"] = arguments
-        await self._forward(request_id, route.upstream, "tools/call", forward, params, context)
-
-    async def _get_prompt(self, request_id: Any, params: dict[str, Any]) -> None:
-        name = params.get("name")
-        arguments = params.get("arguments")
-        if not isinstance(name, str) or not isinstance(arguments, dict | None):
-            await self._error(
-                request_id,
-                jsonrpc.INVALID_PARAMS,
-                "Invalid params: prompts/get takes a name and an object of arguments",
-            )
-            return
-        if (state := params.get("requestState")) is not None:
-            await self._resume(request_id, "prompts/get", params, state)
-            return
-        decision, route = self._view.check_prompt(name, arguments or {})
-        context = await self._begin(
-            request_id, "prompts/get", name, route.upstream if route else None, params, decision
-        )
-        if context is _REFUSED:
-            return
-        if route is None or not decision.forwarded:
-            hidden = route is None or decision.outcome == "hidden"
-            reason = f"Unknown prompt: {name}" if hidden else _denial_text(decision)
-            await self._error(request_id, jsonrpc.INVALID_PARAMS, reason)
-            self._observer.end(context, error_type="hidden" if hidden else "denied")
-            return
-        forward: dict[str, Any] = {"name": route.name}
-        if arguments is not None:
-            forward["arguments"] = arguments
-        await self._forward(request_id, route.upstream, "prompts/get", forward, params, context)
+        await self._forward(request_id, route.upstream, method, forward, params, context)
 
     async def _read_resource(self, request_id: Any, params: dict[str, Any]) -> None:
         uri = params.get("uri")

@@ -133,7 +133,7 @@ class FirewallConfig:
     ) -> Recorded:
         """Add a stdio upstream that runs `command args` behind the recording wrapper."""
         logs = self.root / "upstreams"
-        logs.mkdir(exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
         recorded = Recorded(name, logs / f"{name}.stdin", logs / f"{name}.stdout", logs / f"{name}.pids")
         self.upstreams[name] = {
             "command": sys.executable,
