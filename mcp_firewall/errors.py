@@ -7,6 +7,8 @@
         UpstreamTimeout      ... did not answer within its timeout_s
         UpstreamUnavailable  ... is not running (failed to start, crashed, restarting)
       AuditWriteError        the audit log cannot be opened or a record cannot be written (the call is refused)
+      KeyFileError           the API key file cannot be read or written, or is malformed
+      CredentialError        an HTTP request's credential is missing, malformed, unknown, expired or revoked (401)
 
 A policy denial is a `Decision`, never an exception.
 """
@@ -19,7 +21,9 @@ __all__ = [
     "AuditWriteError",
     "ConfigError",
     "ConfigIssue",
+    "CredentialError",
     "FirewallError",
+    "KeyFileError",
     "UnknownAgentError",
     "UpstreamError",
     "UpstreamTimeout",
@@ -64,6 +68,7 @@ class UpstreamError(FirewallError):
 
     def __init__(self, upstream: str, message: str) -> None:
         self.upstream = upstream
+        self.detail = message
         super().__init__(f"upstream {upstream!r}: {message}")
 
 
@@ -77,3 +82,12 @@ class UpstreamUnavailable(UpstreamError):
 
 class AuditWriteError(FirewallError):
     """The audit log cannot be opened, or a record cannot be written or synced: fail closed."""
+
+
+class KeyFileError(FirewallError):
+    """The API key file (`auth.keys`) cannot be read or written, or is not in the format `mcp-firewall keys` writes."""
+
+
+class CredentialError(FirewallError):
+    """An HTTP request's credential does not prove an agent. The message is for the firewall's own log only:
+    the agent is told nothing but 401."""

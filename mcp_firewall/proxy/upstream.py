@@ -135,18 +135,18 @@ class Upstream:
             try:
                 await self._run_once()
             except UpstreamError as exc:
-                self.last_error = str(exc)
+                self.last_error = exc.detail
             except OSError as exc:
-                self.last_error = f"upstream {self.name!r} could not be started: {exc}"
+                self.last_error = f"could not be started: {exc}"
             except Exception as exc:  # a broken upstream must never take the firewall down
                 logger.exception("upstream %r failed", self.name)
-                self.last_error = f"upstream {self.name!r} failed: {exc}"
+                self.last_error = f"failed: {exc}"
             await self._went_down()
             if self._stopped:
                 return
             if anyio.current_time() - started > 30:
                 backoff = 0.5
-            logger.warning("%s; restarting in %.1f s", self.last_error, backoff)
+            logger.warning("upstream %r: %s; restarting in %.1f s", self.name, self.last_error, backoff)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
@@ -195,7 +195,7 @@ class Upstream:
         async for message in transport.messages():
             await self._dispatch(message)
         if not self._stopped:
-            self.last_error = f"upstream {self.name!r} {transport.describe_exit()}"
+            self.last_error = transport.describe_exit()
         scope.cancel()
 
     # -- the firewall's own requests ------------------------------------------------------------
