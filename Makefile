@@ -5,6 +5,8 @@
 #   make test    venv + lint + types + pytest        make demo    run the scripted SDK agent
 #   make lint    ruff check + ruff format --check    make types   mypy (strict on mcp_firewall)
 #   make fmt     ruff format + ruff check --fix      make bench   benchmarks/overhead.py
+#   make conformance   the official MCP conformance suite, direct and through the firewall (docs/http.md)
+#   make load    benchmarks/load_http.py --quick (50 agents over HTTP)
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,7 +30,7 @@ NPM_STAMP := node_modules/.installed-$(shell sha256sum $(NPM_LOCK) | cut -c1-16)
 # This machine's pip config lists mirror folders that may not exist; drop pip's warnings about them.
 PIP_FILTER := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: venv demo lint types test bench fmt clean
+.PHONY: venv demo lint types policy-test test bench fmt clean
 
 venv: $(PY_STAMP) $(NPM_STAMP)
 
@@ -67,12 +69,33 @@ types: venv
 	@echo "== mypy"
 	@env -u PYTHONWARNDEFAULTENCODING $(VENV)/bin/mypy
 
-test: venv lint types
+# The example scopes' policy tests (scopes/tests/), decided offline from the examples' tools.lock files.
+policy-test: venv
+	@echo "== mcp-firewall test"
+	@$(WITH_VENV) $(VENV)/bin/mcp-firewall test scopes/tests/
+
+test: venv lint types policy-test
 	@echo "== pytest"
 	@$(WITH_VENV) $(PY) -m pytest -q
 
 bench: venv
 	@$(WITH_VENV) $(PY) benchmarks/overhead.py
+
+# The suite and the Node 22 it needs live in tests/conformance/node (their own package.json and lock).
+CONFORMANCE_NODE := tests/conformance/node
+CONFORMANCE_STAMP := $(CONFORMANCE_NODE)/node_modules/.installed-$(shell sha256sum $(CONFORMANCE_NODE)/package-lock.json | cut -c1-16)
+
+$(CONFORMANCE_STAMP):
+	@command -v npm >/dev/null || { echo "error: npm not found (needed for @modelcontextprotocol/conformance)" >&2; exit 1; }
+	@echo "== npm ci ($(CONFORMANCE_NODE))"
+	@cd $(CONFORMANCE_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(CONFORMANCE_NODE)/node_modules/.installed-* && touch $@
+
+conformance: venv $(CONFORMANCE_STAMP)
+	@$(WITH_VENV) $(PY) -m pytest -q -s tests/conformance
+
+load: venv
+	@$(WITH_VENV) $(PY) benchmarks/load_http.py --quick
 
 fmt: venv
 	@$(VENV)/bin/ruff format -q $(SRC)

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -23,6 +24,9 @@ from mcp_firewall.config.model import StdioUpstream
 from mcp_firewall.errors import ConfigError, FirewallError
 from mcp_firewall.proxy.transports import UpstreamSpec
 
+if TYPE_CHECKING:
+    from mcp_firewall.telemetry_setup import Observability
+
 __all__ = ["main"]
 
 logger = logging.getLogger("mcp_firewall")
@@ -30,7 +34,18 @@ logger = logging.getLogger("mcp_firewall")
 USAGE_ERROR = 2
 
 # Modules under mcp_firewall/commands/ that add subcommands (each has `register(commands)`).
-COMMAND_MODULES: tuple[str, ...] = ("mcp_firewall.commands.audit",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "mcp_firewall.commands.audit",
+    "mcp_firewall.commands.inspect",
+    "mcp_firewall.commands.explain",
+    "mcp_firewall.commands.policytest",
+    "mcp_firewall.commands.diff",
+    "mcp_firewall.commands.lint",
+    "mcp_firewall.commands.lock",
+    "mcp_firewall.commands.importer",
+    "mcp_firewall.commands.report",
+    "mcp_firewall.commands.keys",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,13 +131,14 @@ def upstream_specs(config: LoadedConfig) -> list[UpstreamSpec]:
 
 def _run(args: argparse.Namespace) -> int:
     from mcp_firewall.commands.common import load_policy_of
+    from mcp_firewall.lockfile import Pins
     from mcp_firewall.proxy.reload import PolicyHolder
     from mcp_firewall.proxy.stdio import serve_stdio
 
     config = load_config(args.config)
     transport = args.transport or config.firewall.listen.transport
     if transport != "stdio":
-        raise UsageError(f"--transport {transport} is not available yet; use stdio")
+        return _run_http(args, config, transport)
     agent = args.agent or os.environ.get("MCP_FIREWALL_AGENT")
     if not agent:
         raise UsageError("name the agent this session serves: --agent NAME or MCP_FIREWALL_AGENT")
@@ -130,7 +146,9 @@ def _run(args: argparse.Namespace) -> int:
     if (refusal := policy.refusal(agent)) is not None:
         raise UsageError(f"refusing to start: {refusal}")
     holder = PolicyHolder(config.path, policy, list(config.firewall.scopes))
+    pins = Pins.beside(config.path)  # tools.lock: tools whose definitions changed are quarantined
     specs = upstream_specs(config)
+    observability = _start_observability(config)
 
     async def serve() -> None:
         await serve_stdio(
@@ -140,9 +158,79 @@ def _run(args: argparse.Namespace) -> int:
             max_message_bytes=config.firewall.limits.max_message_bytes,
             watch=holder.watch,
             on_policy_change=holder.listeners,
+            pins=pins,
+            observer=observability.observer if observability is not None else None,
+            audit=observability.audit if observability is not None else None,
         )
 
-    anyio.run(serve)
+    try:
+        anyio.run(serve)
+    finally:
+        if observability is not None:
+            observability.shutdown()
+    return 0
+
+
+def _start_observability(config: LoadedConfig) -> Observability | None:
+    """Spans, metrics and the audit log (SPEC §7); None, with nothing imported, when none is configured."""
+    firewall = config.firewall
+    if (
+        firewall.audit is None
+        and firewall.telemetry.exporter == "none"
+        and not any(k.startswith("OTEL_") for k in os.environ)
+    ):
+        return None
+    from mcp_firewall.telemetry_setup import start_observability
+
+    transports = {name: upstream.kind for name, upstream in firewall.upstreams.items()}
+    return start_observability(firewall.telemetry, firewall.audit, upstream_transports=transports)
+
+
+def _run_http(args: argparse.Namespace, config: LoadedConfig, transport: str) -> int:
+    """`run --transport http|sse`: agents are named by their credentials (SPEC §5), or all are `--agent`
+    when there is no `auth` section and the address is loopback."""
+    from mcp_firewall.commands.common import load_policy_of
+    from mcp_firewall.lockfile import Pins
+    from mcp_firewall.proxy.http import build_app, serve_http
+    from mcp_firewall.proxy.reload import PolicyHolder
+
+    policy = load_policy_of(config)
+    holder = PolicyHolder(config.path, policy, list(config.firewall.scopes))
+    observability = _start_observability(config)
+    try:
+        app = build_app(
+            config,
+            gate=holder,
+            specs=upstream_specs(config),
+            transport=transport,
+            host=args.host or config.firewall.listen.host,
+            port=args.port if args.port is not None else config.firewall.listen.port,
+            agent=args.agent or os.environ.get("MCP_FIREWALL_AGENT"),
+            explicit_agent=args.agent is not None,
+            policy_listeners=holder.listeners,
+            pins=Pins.beside(config.path),
+            observer=observability.observer if observability is not None else None,
+        )
+    except ValueError as exc:
+        if observability is not None:
+            observability.shutdown()
+        raise UsageError(str(exc)) from None
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder.watch)
+            if observability is not None and observability.audit is not None:
+                tg.start_soon(observability.audit.run_syncer)
+            await serve_http(
+                app, ready=lambda url: print(f"mcp-firewall: serving at {url}", file=sys.stderr, flush=True)
+            )
+            tg.cancel_scope.cancel()
+
+    try:
+        anyio.run(serve)
+    finally:
+        if observability is not None:
+            observability.shutdown()
     return 0
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from mcp_firewall.catalog import Catalog, UpstreamLists
 from mcp_firewall.config.loader import load_scope_files
+from mcp_firewall.config.model import ScopeFile
 from mcp_firewall.policy import compile as compile_module
 from mcp_firewall.policy.agentview import PolicyView
 from mcp_firewall.policy.classify import CLASSES, Classification
@@ -508,10 +509,12 @@ def test_a_tool_selector_by_name_grants_the_tool_whatever_its_class() -> None:
 
 @cache
 def builtin_policy() -> Policy:
+    """The fixture's `servers:`, and one agent `U-CLASS` holding only the built-in scope `U:CLASS`."""
+    servers = load_scope_files([FIXTURES / "decisions" / "servers.yaml"], upstreams=UPSTREAMS).servers
     agents = {f"{u}-{c}": {"scopes": [f"{u}:{c}"]} for u in UPSTREAMS for c in CLASSES}
-    scopes = load_scope_files([FIXTURES / "decisions" / "servers.yaml"], upstreams=UPSTREAMS)
-    scopes = scopes.model_copy(update={"agents": scopes.model_validate({"agents": agents}).agents})
-    return compile_policy(scopes, upstreams=UPSTREAMS)
+    return compile_policy(
+        ScopeFile.model_validate({"agents": agents}).model_copy(update={"servers": servers}), upstreams=UPSTREAMS
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@
 * Adding a deny rule never widens what is visible or allowed; adding an allow rule never narrows it.
 * Equivalent spellings of a URL host decide alike; a respelled path is never allowed.
 * Deciding never raises, whatever JSON arrives as arguments.
+* The inputSchema fast path accepts exactly what jsonschema accepts.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import validators
 
 from mcp_firewall.catalog import Catalog, UpstreamLists
 from mcp_firewall.config.loader import load_scope_files
 from mcp_firewall.config.model import ScopeFile
 from mcp_firewall.policy.agentview import PolicyView
 from mcp_firewall.policy.compile import Policy, compile_policy
+from mcp_firewall.policy.fastschema import compile_fast
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policy"
 PEERS = {
@@ -412,3 +416,103 @@ def test_deciding_never_raises_on_arbitrary_json(agent: str, data: st.DataObject
     assert view(agent).check_tool(tool, arguments)[0].outcome in OUTCOMES
     assert view(agent).check_prompt(prompt, arguments)[0].outcome in OUTCOMES
     assert view(agent).check_resource(uri)[0].outcome in OUTCOMES
+
+
+# ---------------------------------------------------------------------------------------------
+# The inputSchema fast path decides exactly as jsonschema
+# ---------------------------------------------------------------------------------------------
+
+KEYS = ["a", "b", "path", "x-1"]
+TYPE_NAMES = ["string", "number", "integer", "boolean", "null", "object", "array"]
+NUMBERS = st.integers(-3, 3) | st.sampled_from([0.5, -1.5, 2.0, 1e20])
+SMALL_JSON = st.recursive(
+    st.none() | st.booleans() | NUMBERS | st.text("abxy019", max_size=4),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(KEYS), children, max_size=3),
+    max_leaves=6,
+)
+LEAF_SCHEMAS = st.booleans() | st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(TYPE_NAMES)
+        | st.lists(st.sampled_from(TYPE_NAMES), min_size=1, max_size=3, unique=True),
+        "minimum": NUMBERS,
+        "maximum": NUMBERS,
+        "exclusiveMinimum": NUMBERS,
+        "exclusiveMaximum": NUMBERS,
+        "minLength": st.integers(0, 4),
+        "maxLength": st.integers(0, 4),
+        "minItems": st.integers(0, 3),
+        "maxItems": st.integers(0, 3),
+        "minProperties": st.integers(0, 3),
+        "maxProperties": st.integers(0, 3),
+        "pattern": st.sampled_from(["^a", "b$", "[0-9]+", "^(x|y)*$", "", "é"]),
+        "enum": st.lists(SMALL_JSON, min_size=1, max_size=4),
+        "const": SMALL_JSON,
+        "description": st.text(max_size=4),
+        "format": st.sampled_from(["uri", "date-time", "email"]),
+    },
+)
+SCHEMAS = st.recursive(
+    LEAF_SCHEMAS,
+    lambda children: st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.sampled_from(["object", "array"]),
+            "properties": st.dictionaries(st.sampled_from(KEYS), children, max_size=3),
+            "required": st.lists(st.sampled_from(KEYS), max_size=3, unique=True),
+            "additionalProperties": children,
+            "items": children,
+            "anyOf": st.lists(children, min_size=1, max_size=3),
+            "allOf": st.lists(children, min_size=1, max_size=2),
+            "oneOf": st.lists(children, min_size=1, max_size=3),
+            "not": children,
+        },
+    ),
+    max_leaves=8,
+)
+DIALECTS = st.sampled_from(
+    [None, "http://json-schema.org/draft-07/schema#", "https://json-schema.org/draft/2020-12/schema"]
+)
+
+
+@settings(SETTINGS, max_examples=400)
+@given(schema=SCHEMAS, dialect=DIALECTS, instances=st.lists(SMALL_JSON, min_size=1, max_size=8))
+def test_the_input_schema_fast_path_decides_exactly_as_jsonschema(
+    schema: Any, dialect: str | None, instances: list[Any]
+) -> None:
+    if dialect is not None and isinstance(schema, dict):
+        schema = {**schema, "$schema": dialect}
+    reference_class = validators.validator_for(schema, default=validators.Draft202012Validator)
+    reference_class.check_schema(schema)
+    reference = reference_class(schema)
+    fast = compile_fast(schema)
+
+    assert fast is not None
+    for instance in instances:
+        assert fast(instance) == reference.is_valid(instance), (schema, instance)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#/$defs/x", "$defs": {"x": {"type": "string"}}},
+        {"properties": {"a": {"$ref": "#"}}},
+        {"patternProperties": {"^x": {}}},
+        {"items": [{"type": "string"}]},
+        {"prefixItems": [{"type": "string"}]},
+        {"multipleOf": 0.1},
+        {"uniqueItems": True},
+        {"exclusiveMaximum": True, "maximum": 3},
+        {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"},
+        {"type": "strin"},
+        {"x-vendor": 1},
+    ],
+)
+def test_a_schema_outside_the_fast_vocabulary_is_left_to_jsonschema(schema: dict[str, Any]) -> None:
+    assert compile_fast(schema) is None
+
+
+def test_every_real_servers_tool_schema_has_a_fast_path() -> None:
+    slow = [name for name, route in catalog().tools.items() if compile_fast(route.definition["inputSchema"]) is None]
+
+    assert slow == ["lab__patterned", "lab__broken"]

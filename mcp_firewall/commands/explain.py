@@ -14,14 +14,26 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp_firewall.catalog import Catalog, Route
+from mcp_firewall.commands.common import add_config_argument, load_config, load_policy_of
+from mcp_firewall.commands.inspect import UNDECIDED, run_check
+from mcp_firewall.commands.offline import parse_arguments, tool_definitions
+from mcp_firewall.commands.report_common import Paint, closest, columns, compact_json
 from mcp_firewall.policy.agentview import PolicyView
-from mcp_firewall.policy.classify import Classification
+from mcp_firewall.policy.classify import Classification, ToolClass
 from mcp_firewall.policy.compile import CompiledDeny, CompiledRule, Policy, Selector
 from mcp_firewall.policy.decision import Decision
 
-from .report_common import Paint, closest, columns, compact_json, short_location
-
-__all__ = ["ConstraintResult", "DenyTrace", "Explanation", "RuleTrace", "explain_tool", "register", "render"]
+__all__ = [
+    "ConstraintResult",
+    "DenyTrace",
+    "Explanation",
+    "RuleTrace",
+    "explain_tool",
+    "hiding_deny",
+    "register",
+    "render",
+    "tool_class",
+]
 
 Status = Literal["holds", "fails", "ignored"]
 
@@ -66,7 +78,7 @@ class Explanation:
     unknown_tool: str | None = None  # why the tool is not in the catalog (with a suggestion)
     route: Route | None = None
     classification: Classification | None = None
-    class_entries: Mapping[str, list[str]] | None = None  # class -> entries of `servers:` that match
+    class_entries: Mapping[ToolClass, list[str]] | None = None  # class -> entries of `servers:` that match
     denies: tuple[DenyTrace, ...] = ()
     rules: tuple[RuleTrace, ...] = ()
     scopes: tuple[str, ...] = ()
@@ -74,49 +86,54 @@ class Explanation:
 
 def explain_tool(policy: Policy, catalog: Catalog, agent: str, tool: str, arguments: Mapping[str, Any]) -> Explanation:
     """The decision for `agent` calling `tool` with `arguments`, and the trace of every rule weighed."""
-    view = PolicyView(policy, agent, catalog)
-    decision, _ = view.check_tool(tool, arguments)
-    refusal = policy.refusal(agent)
+    decision, _ = PolicyView(policy, agent, catalog).check_tool(tool, arguments)
     compiled = policy.agents.get(agent)
-    if refusal is not None or compiled is None:
-        return Explanation(agent, tool, arguments, decision, refusal=(refusal or "") + closest(agent, policy.agents))
+    if compiled is None:
+        unknown = f"{policy.refusal(agent)}{closest(agent, policy.agents)}"
+        return Explanation(agent, tool, arguments, decision, refusal=unknown)
+    if (refusal := policy.refusal(agent)) is not None:
+        return Explanation(agent, tool, arguments, decision, refusal=refusal)
     scopes = tuple(dict.fromkeys(rule.scope for rule in compiled.rules))
     route = catalog.tools.get(tool)
     if route is None:
         why = f"no upstream advertises a tool named {tool!r}{closest(tool, catalog.tools)}"
         return Explanation(agent, tool, arguments, decision, unknown_tool=why, scopes=scopes)
-    classes = policy.classes(route.upstream)
-    classification = classes.classify(route.name, route.definition.get("annotations"))
+    classification = tool_class(policy, route)
     klass = classification.klass
     schema = route.definition.get("inputSchema")
-    denies = tuple(DenyTrace(deny, _selecting(deny.tools, tool, route.upstream, klass)) for deny in compiled.denies)
+    denies = tuple(DenyTrace(deny, _selecting(deny.tools, route, klass)) for deny in compiled.denies)
     rules = tuple(
         _trace_rule(rule, route, klass, schema if isinstance(schema, Mapping) else None, arguments)
         for rule in compiled.rules
         if rule.kind == "tools"
     )
+    entries = policy.classes(route.upstream).matches(route.name)
     return Explanation(
-        agent,
-        tool,
-        arguments,
-        decision,
-        route=route,
-        classification=classification,
-        class_entries=classes.matches(route.name),
-        denies=denies,
-        rules=rules,
-        scopes=scopes,
+        agent, tool, arguments, decision, None, None, route, classification, entries, denies, rules, scopes
     )
 
 
-def _selecting(selectors: tuple[Selector, ...], exposed: str, upstream: str, klass: Any) -> str | None:
-    return next((s.text for s in selectors if s.selects(exposed, upstream, klass)), None)
+def tool_class(policy: Policy, route: Route) -> Classification:
+    """How `policy` classifies an advertised tool (its `servers:` lists, else trusted annotations, else destructive)."""
+    return policy.classes(route.upstream).classify(route.name, route.definition.get("annotations"))
+
+
+def hiding_deny(policy: Policy, agent: str, route: Route) -> CompiledDeny | None:
+    """The first deny rule of `policy` that hides `route` from `agent`, if any."""
+    compiled = policy.agents.get(agent)
+    klass = tool_class(policy, route).klass
+    denies = compiled.denies if compiled is not None else ()
+    return next((deny for deny in denies if _selecting(deny.tools, route, klass) is not None), None)
+
+
+def _selecting(selectors: tuple[Selector, ...], route: Route, klass: ToolClass) -> str | None:
+    return next((s.text for s in selectors if s.selects(route.exposed, route.upstream, klass)), None)
 
 
 def _trace_rule(
-    rule: CompiledRule, route: Route, klass: Any, schema: Mapping[str, Any] | None, arguments: Mapping[str, Any]
+    rule: CompiledRule, route: Route, klass: ToolClass, schema: Mapping[str, Any] | None, arguments: Mapping[str, Any]
 ) -> RuleTrace:
-    selector = _selecting(rule.selectors, route.exposed, route.upstream, klass)
+    selector = _selecting(rule.selectors, route, klass)
     if selector is None:
         return RuleTrace(rule, None)
     results = []
@@ -125,7 +142,8 @@ def _trace_rule(
         if not constraint.applies_to(schema):
             results.append(ConstraintResult(text, "ignored", f"{route.exposed} does not declare it"))
         elif (failure := constraint.check(arguments)) is not None:
-            results.append(ConstraintResult(text, "fails", f"{failure.argument}: {failure.message}"))
+            at = f"at {failure.argument}: " if failure.argument != constraint.path.text else ""
+            results.append(ConstraintResult(text, "fails", at + failure.message))
         else:
             results.append(ConstraintResult(text, "holds"))
     return RuleTrace(rule, selector, tuple(results))
@@ -133,64 +151,50 @@ def _trace_rule(
 
 # -- rendering ---------------------------------------------------------------------------------------
 
-_OUTCOME_COLOUR = {"allow": "green", "deny": "red", "hidden": "red", "shadow-deny": "yellow"}
+_SHOWN = 200  # characters of the arguments echoed back
 _VERDICT_COLOUR = {"allows": "green", "fails": "red", "no match": "dim"}
 _STATUS_COLOUR: dict[Status, str] = {"holds": "green", "fails": "red", "ignored": "dim"}
 
 
 def render(explanation: Explanation, paint: Paint | None = None) -> str:
-    """The explanation as a reviewer reads it in a terminal."""
+    """The trace, as printed after `check`'s lines: the tool's class, then every deny and tool rule weighed.
+
+    Empty when there is nothing to weigh (the agent is refused, or no upstream advertises the tool).
+    """
     paint = paint or Paint()
     e = explanation
-    lines = [*_decision_lines(e, paint), ""]
-    if e.refusal is not None:
-        return "\n".join(lines[:-1])
-    lines.append(f"agent   {e.agent}" + (f"  (scopes: {', '.join(e.scopes)})" if e.scopes else "  (no scopes)"))
-    if e.route is None:
-        lines.append(f"tool    {e.tool}: {e.unknown_tool}")
-        return "\n".join(lines)
-    lines.append(f"tool    {e.tool}: {_tool_line(e)}")
-    lines.append(f"args    {compact_json(dict(e.arguments))}")
-    lines += ["", f"deny rules ({len(e.denies)}):"]
+    if e.route is None or e.refusal is not None:
+        return ""
+    shown = compact_json(dict(e.arguments))
+    shown = shown if len(shown) <= _SHOWN else shown[: _SHOWN - 1] + "…"
+    lines = [f"class:       {_class_line(e)}", f"arguments:   {shown}", ""]
+    lines.append(f"deny rules for {e.agent}:" if e.denies else f"deny rules for {e.agent}: none")
     lines += columns(
-        ((short_location(d.deny.location), _selectors(d.deny.tools), _deny_verdict(d, paint)) for d in e.denies),
+        ((_deny_verdict(d, paint), d.deny.location, _selectors(d.deny.tools), _deny_reason(d)) for d in e.denies),
         indent="  ",
-    ) or ["  (none apply to this agent)"]
-    lines += ["", f"tool rules of the agent's scopes ({len(e.rules)}):"]
-    lines += _rule_lines(e.rules, paint) or ["  (none)"]
+    )
+    scopes = ", ".join(e.scopes) or "none"
+    lines.append("")
+    lines.append(f"tool rules of {e.agent}'s scopes ({scopes}):" if e.rules else f"tool rules of {e.agent}: none")
+    lines += _rule_lines(e.rules, paint)
     return "\n".join(lines)
 
 
-def _decision_lines(e: Explanation, paint: Paint) -> list[str]:
-    d = e.decision
-    head = paint(d.outcome, _OUTCOME_COLOUR.get(d.outcome, "bold"))
-    if e.refusal is not None:
-        return [f"{head}: agent refused: {e.refusal}"]
-    if e.unknown_tool is not None:
-        return [f"{head}: {e.unknown_tool}"]
-    if d.outcome == "allow":
-        return [f"{head}: allowed by scope {d.scope}, rule {short_location(d.rule or '?')}"]
-    lines = [f"{head}: {d.reason}"]
-    if d.rule:
-        lines.append(f"  {'scope ' + d.scope + ', ' if d.scope else ''}rule {short_location(d.rule)}")
-    return lines
-
-
-def _tool_line(e: Explanation) -> str:
+def _class_line(e: Explanation) -> str:
     route, found = e.route, e.classification
     assert route is not None and found is not None
     where = f"servers.{route.upstream}"
     entries = e.class_entries or {}
     how = {
         "name": f"listed under {where}.{found.klass}",
-        "glob": f"{where}.{found.klass} lists {', '.join(entries.get(found.klass, []))}",
+        "glob": f"matched by {', '.join(entries.get(found.klass, []))} under {where}.{found.klass}",
         "conflict": "matched under "
-        + " and ".join(f"{where}.{k} ({', '.join(v)})" for k, v in entries.items())
+        + " and ".join(f"{where}.{k} ({', '.join(v)})" for k, v in sorted(entries.items()))
         + ": the more dangerous class wins",
-        "annotations": f"from the upstream's annotations ({where}.trust_annotations: true)",
-        "default": f"not listed under {where}: unlisted tools are destructive",
+        "annotations": f"from the upstream's annotations ({where}.trust_annotations is true)",
+        "default": f"not listed under {where}, and unlisted tools are destructive",
     }[found.source]
-    return f"{route.upstream}'s {route.name}, class {found.klass} ({how})"
+    return f"{found.klass}: {how}"
 
 
 def _selectors(selectors: tuple[Selector, ...]) -> str:
@@ -198,9 +202,11 @@ def _selectors(selectors: tuple[Selector, ...]) -> str:
 
 
 def _deny_verdict(trace: DenyTrace, paint: Paint) -> str:
-    if trace.selector is None:
-        return paint("no match", "dim")
-    return paint(f"matches ({trace.selector}): hides the tool", "red") + f" — {trace.deny.reason}"
+    return paint("no match", "dim") if trace.selector is None else paint(f"matches by {trace.selector}", "red")
+
+
+def _deny_reason(trace: DenyTrace) -> str:
+    return f"hides the tool: {trace.deny.reason}" if trace.selector is not None else ""
 
 
 def _rule_lines(rules: tuple[RuleTrace, ...], paint: Paint) -> list[str]:
@@ -208,7 +214,7 @@ def _rule_lines(rules: tuple[RuleTrace, ...], paint: Paint) -> list[str]:
     for trace in rules:
         how = f"selects it by {trace.selector}" if trace.selector else _selectors(trace.rule.selectors)
         verdict = paint(trace.verdict, _VERDICT_COLOUR[trace.verdict])
-        rows.append([verdict, trace.rule.scope, short_location(trace.rule.location), how])
+        rows.append([verdict, trace.rule.scope, trace.rule.location, how])
     lines = columns(rows, indent="  ")
     out: list[str] = []
     for trace, line in zip(rules, lines, strict=True):
@@ -229,23 +235,28 @@ def _rule_lines(rules: tuple[RuleTrace, ...], paint: Paint) -> list[str]:
 
 
 def register(commands: Any) -> None:
-    from .common import add_config_argument
-
-    parser = commands.add_parser("explain", help="a decision, and every rule weighed for it")
-    add_config_argument(parser)
+    """Add `explain` to the `mcp-firewall` subcommands."""
+    parser = commands.add_parser(
+        "explain",
+        help="`check`, plus every rule weighed and whether it matched",
+        description="Print what `check` prints, then the tool's class and every deny rule and tool rule of the "
+        "agent's scopes: whether it selects the tool, and whether each of its constraints holds. Exit as check.",
+    )
     parser.add_argument("--agent", required=True, help="the agent making the call")
-    parser.add_argument("--tool", required=True, help="the tool as the agent sees it (upstream__tool)")
-    parser.add_argument("--args", default="{}", help="the call's arguments, a JSON object (default {})")
+    parser.add_argument("--tool", required=True, help="the tool as agents see it, e.g. files__read_text_file")
+    parser.add_argument("--args", default="{}", metavar="JSON", help="the call's arguments, a JSON object")
+    add_config_argument(parser)
     parser.set_defaults(command=_explain)
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from . import offline
-    from .common import load_config, load_policy_of
-
+    code = run_check(args)  # check's lines, its exit code, and its handling of every error
+    if code == UNDECIDED:
+        return code
     config = load_config(args.config)
-    arguments = offline.parse_arguments(args.args)
-    catalog = offline.catalog_for(config)
-    explanation = explain_tool(load_policy_of(config), catalog, args.agent, args.tool, arguments)
-    print(render(explanation))
-    return 0 if explanation.decision.outcome == "allow" else 1
+    catalog = tool_definitions(config).catalog()  # reported by `check` already
+    explanation = explain_tool(load_policy_of(config), catalog, args.agent, args.tool, parse_arguments(args.args))
+    trace = render(explanation)
+    if trace:
+        print(f"\n{trace}")
+    return code

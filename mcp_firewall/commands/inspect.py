@@ -5,15 +5,23 @@
     agent:       support-bot
     tool:        files__read_text_file (upstream files, class read)
     scope:       docs-reader
-    rule:        scopes/access.yaml:6:9
+    rule:        scopes/access.yaml:5:9
     argument:    path
     constraint:  within
     why:         path '/etc/passwd' is not within /srv/docs
 
     $ mcp-firewall tools --agent support-bot
-    TOOL                    CLASS  SCOPE        CONSTRAINTS
-    files__read_text_file   read   docs-reader  path: within ["/srv/docs"]
-    time__get_current_time  read   time:read    unconstrained
+    TOOL                        CLASS  SCOPE        CONSTRAINTS
+    files__get_file_info        read   docs-reader  path: within ["/srv/docs"]
+    ...
+    time__get_current_time      read   docs-reader  unconstrained
+                                       time:read    unconstrained
+
+    7 tools visible to support-bot, 22 hidden
+
+A tool granted by several rules has one line per rule (any one of them allows a call); a rule with
+several constraints has one line per constraint (all of them must hold). Notes (unreachable
+upstreams, tools two class globs claim) go to stderr.
 
 Both decide exactly as `run` would, from the same compiled policy and the upstreams' tool definitions
 (from `tools.lock` when there is one, see `offline.py`).
@@ -27,14 +35,13 @@ never exits 1, so that `! mcp-firewall check ...` cannot pass by accident.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mcp_firewall.catalog import Catalog, Route
 from mcp_firewall.commands.common import UsageError, add_config_argument, load_config, load_policy_of
-from mcp_firewall.commands.offline import ASKED, Definitions, tool_definitions
+from mcp_firewall.commands.offline import ASKED, Definitions, parse_arguments, report_unknown, tool_definitions
 from mcp_firewall.config.loader import LoadedConfig
 from mcp_firewall.errors import ConfigError
 from mcp_firewall.policy.agentview import Grant, PolicyView
@@ -42,7 +49,7 @@ from mcp_firewall.policy.classify import ToolClass
 from mcp_firewall.policy.compile import Policy
 from mcp_firewall.policy.decision import Decision
 
-__all__ = ["parse_arguments", "register", "run_check", "run_tools"]
+__all__ = ["register", "run_check", "run_tools"]
 
 ALLOWED, NOT_ALLOWED, UNDECIDED = 0, 1, 2
 BUILT_IN = "(built-in)"
@@ -81,7 +88,7 @@ def register(commands: Any) -> None:
 def run_check(args: argparse.Namespace) -> int:
     arguments = parse_arguments(args.args)
     config, policy, definitions = _load(args.config)
-    _report_unknown(definitions)
+    report_unknown(definitions)
     agent, tool = args.agent, args.tool
     catalog = definitions.catalog()
     view = PolicyView(policy, agent, catalog)
@@ -103,34 +110,12 @@ def run_check(args: argparse.Namespace) -> int:
     return ALLOWED if decision.outcome == "allow" else NOT_ALLOWED
 
 
-def parse_arguments(text: str) -> dict[str, Any]:
-    """`--args` as the firewall would read it: a JSON object, no duplicate keys, no NaN/Infinity."""
-
-    def refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise UsageError(f"--args has the key {key!r} twice; the firewall refuses duplicate keys")
-            result[key] = value
-        return result
-
-    def refuse_constant(name: str) -> Any:
-        raise UsageError(f"--args is not valid JSON: {name} is not a JSON number")
-
-    try:
-        value = json.loads(text, object_pairs_hook=refuse_duplicates, parse_constant=refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--args is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(value, dict):
-        kind = "an array" if isinstance(value, list) else f"{type(value).__name__.replace('NoneType', 'null')}"
-        raise UsageError(f'--args must be a JSON object such as \'{{"path": "/srv/docs/a.md"}}\', not {kind}')
-    return value
-
-
 def _why_decided(decision: Decision, grant: Grant | None) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
-    if decision.scope is not None and decision.scope != "(shadow)":
-        lines.append(("scope", decision.scope))
+    if decision.scope is not None:
+        rules = grant.rules if grant is not None else ()
+        shadow = any(rule.shadow for rule, _ in rules if (rule.scope, rule.location) == (decision.scope, decision.rule))
+        lines.append(("scope", decision.scope + (" (shadow mode)" if shadow else "")))
     if decision.rule is not None:
         lines.append(("rule", _rule_text(decision.rule, decision.scope)))
     if decision.outcome == "allow":
@@ -196,11 +181,12 @@ def _constraints_of(grant: Grant | None, rule: str | None, scope: str | None) ->
 # ---------------------------------------------------------------------------------------------
 
 HEADER = ("TOOL", "CLASS", "SCOPE", "CONSTRAINTS")
+NOT_GRANTED = "(not granted)"
 
 
 def run_tools(args: argparse.Namespace) -> int:
     _config, policy, definitions = _load(args.config)
-    _report_unknown(definitions)
+    report_unknown(definitions)
     agent = args.agent
     catalog = definitions.catalog()
     refusal = policy.refusal(agent)
@@ -208,8 +194,8 @@ def run_tools(args: argparse.Namespace) -> int:
         print(f"{agent} sees no tools: {refusal}")
         return 0
     view = PolicyView(policy, agent, catalog)
-    _report_ambiguous(policy, catalog)
     visible = {tool["name"] for tool in view.tools()}
+    _report_ambiguous(policy, catalog, visible)
     rows: list[tuple[str, str, str, str]] = []
     for name in sorted(visible):
         rows.extend(_tool_rows(name, view.tools_granted[name]))
@@ -219,17 +205,19 @@ def run_tools(args: argparse.Namespace) -> int:
         return 0
     _print_table([HEADER, *rows])
     print(f"\n{len(visible)} {'tool' if len(visible) == 1 else 'tools'} visible to {agent}, {hidden} hidden")
+    if policy.agents[agent].shadow:
+        print(f"{agent} is in shadow mode: it also sees tools {NOT_GRANTED}; their calls are forwarded as shadow-deny")
     return 0
 
 
 def _tool_rows(name: str, grant: Grant) -> list[tuple[str, str, str, str]]:
     klass = grant.klass or ""
     if not grant.rules:  # listed only because the agent is in shadow mode
-        return [(name, klass, "(none: shadow mode)", "calls are forwarded and recorded as shadow-deny")]
+        return [(name, klass, NOT_GRANTED, "shadow-deny")]
     rows: list[tuple[str, str, str, str]] = []
     for rule, constraints in grant.rules:
         described = [constraint.describe() for constraint in constraints] or ["unconstrained"]
-        scope = rule.scope + (" (shadow)" if rule.shadow else "")
+        scope = rule.scope + (" (shadow mode)" if rule.shadow else "")
         for index, text in enumerate(described):
             first_of_tool = not rows and index == 0
             rows.append(
@@ -238,8 +226,9 @@ def _tool_rows(name: str, grant: Grant) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _report_ambiguous(policy: Policy, catalog: Catalog) -> None:
-    for exposed, route in sorted(catalog.tools.items()):
+def _report_ambiguous(policy: Policy, catalog: Catalog, visible: set[str]) -> None:
+    for exposed in sorted(visible):
+        route = catalog.tools[exposed]
         classes = policy.classes(route.upstream)
         classification = classes.classify(route.name, route.definition.get("annotations"))
         if classification.ambiguous:
@@ -263,11 +252,6 @@ def _load(config_path: str) -> tuple[LoadedConfig, Policy, Definitions]:
 
 def _prefixes(config: LoadedConfig) -> dict[str, bool]:
     return {name: upstream.prefix for name, upstream in config.firewall.upstreams.items()}
-
-
-def _report_unknown(definitions: Definitions) -> None:
-    for upstream, why in sorted(definitions.unknown.items()):
-        _note(f"upstream {upstream!r} could not be reached, so its tools are unknown: {why}")
 
 
 def _note(message: str) -> None:

@@ -24,7 +24,9 @@ JSON (UTF-8), one object::
   (its own name, not the `<upstream>__` name agents see). This is all that readers need.
 * `hashes` (optional here; `mcp-firewall lock` writes it) maps a tool's name to the hex SHA-256 of
   the canonical JSON (sorted keys, no insignificant whitespace, UTF-8) of its `name`, `description`,
-  `inputSchema`, `outputSchema` and `annotations` (SPEC §6); see `tool_hash`.
+  `inputSchema`, `outputSchema` and `annotations` (SPEC §6); see `tool_hash`. A reader checks each hash
+  against its definition. `mcp_firewall.lockfile` owns the format (and `mcp-firewall lock` writes it:
+  also `server_info`, `prompts`, `resources` and `resource_templates`).
 * `version` is 1. Unknown keys are ignored, so later versions may record more (prompts, resources,
   when and from which server version the lock was taken).
 
@@ -34,9 +36,9 @@ An upstream of the firewall file that the lock does not mention counts as unknow
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,8 +49,10 @@ import anyio
 
 from mcp_firewall import __version__
 from mcp_firewall.catalog import Catalog, UpstreamLists
+from mcp_firewall.commands.common import UsageError
 from mcp_firewall.config.loader import LoadedConfig, display_path
 from mcp_firewall.errors import ConfigError, ConfigIssue
+from mcp_firewall.lockfile import LockedUpstream, LockFileError, ToolLock, lock_from_json, tool_hash
 from mcp_firewall.proxy.transports import UpstreamSpec
 from mcp_firewall.proxy.upstream import Upstream
 
@@ -59,9 +63,12 @@ __all__ = [
     "LOCK_VERSION",
     "Definitions",
     "ask_upstreams",
+    "catalog_for",
     "lock_document",
     "lock_path",
+    "parse_arguments",
     "read_lock",
+    "report_unknown",
     "tool_definitions",
     "tool_hash",
 ]
@@ -72,7 +79,6 @@ ASK_TIMEOUT_S = 30.0
 """How long commands wait for all upstreams together to start and list their tools."""
 ASKED = "the upstreams"
 """`Definitions.source` when the definitions were asked of the upstreams rather than read from a lock."""
-HASHED_FIELDS = ("name", "description", "inputSchema", "outputSchema", "annotations")
 CLIENT_INFO = {"name": "mcp-firewall", "version": __version__}
 
 
@@ -85,6 +91,8 @@ class Definitions:
     """Upstream name → why its tools are unknown."""
     source: str = ""
     """Where the definitions came from, for messages: the lock file's path, or "the upstreams"."""
+    server_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Upstream name → the `serverInfo` it gave (from the lock: when it was locked)."""
 
     def catalog(self) -> Catalog:
         return Catalog.build(self.lists)
@@ -97,23 +105,11 @@ class Definitions:
         return None
 
 
-def tool_hash(definition: Mapping[str, Any]) -> str:
-    """Hex SHA-256 of the canonical JSON of the fields of a tool definition that a lock pins."""
-    pinned = {key: definition[key] for key in HASHED_FIELDS if key in definition}
-    canonical = json.dumps(pinned, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def lock_document(lists: Iterable[UpstreamLists]) -> dict[str, Any]:
-    """The `tools.lock` content for these upstream lists (with hashes)."""
-    upstreams: dict[str, Any] = {}
-    for upstream in lists:
-        tools = [dict(tool) for tool in upstream.tools]
-        upstreams[upstream.name] = {
-            "tools": tools,
-            "hashes": {tool["name"]: tool_hash(tool) for tool in tools if isinstance(tool.get("name"), str)},
-        }
-    return {"version": LOCK_VERSION, "upstreams": upstreams}
+    """The `tools.lock` content for these upstream lists (the format is `mcp_firewall.lockfile`'s)."""
+    return ToolLock(
+        {up.name: LockedUpstream.of(up.tools, None, up.prompts, up.resources, up.templates) for up in lists}
+    ).to_json()
 
 
 def lock_path(config: LoadedConfig) -> Path:
@@ -134,23 +130,20 @@ def read_lock(path: Path, upstreams: Mapping[str, bool]) -> Definitions:
         raise broken(f"not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise broken(f"cannot be read: {exc}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("upstreams"), dict):
-        raise broken('expected an object with "upstreams": {NAME: {"tools": [...]}} (run `mcp-firewall lock`)')
-    version = document.get("version", LOCK_VERSION)
-    if version != LOCK_VERSION:
-        raise broken(f"version {version!r} is not supported (this mcp-firewall reads version {LOCK_VERSION})")
+    try:
+        lock = lock_from_json(document, path)  # checks shape, version and every hash (mcp_firewall.lockfile)
+    except LockFileError as exc:
+        raise broken(str(exc).removeprefix(f"{path}: ")) from None
     lists: list[UpstreamLists] = []
     unknown: dict[str, str] = {}
     for name, prefix in upstreams.items():
-        entry = document["upstreams"].get(name)
+        entry = lock.upstreams.get(name)
         if entry is None:
             unknown[name] = f"{shown} has no entry for it (run `mcp-firewall lock`)"
             continue
-        tools = entry.get("tools") if isinstance(entry, dict) else None
-        if not isinstance(tools, list) or not all(_is_tool(tool) for tool in tools):
-            raise broken(f'upstreams.{name}.tools: expected a list of tool definitions, each with a "name"')
-        lists.append(UpstreamLists(name, prefix, tools=tuple(tools)))
-    return Definitions(tuple(lists), unknown, shown)
+        lists.append(entry.lists(name, prefix))
+    server_info = {name: entry.server_info for name, entry in lock.upstreams.items() if name in upstreams}
+    return Definitions(tuple(lists), unknown, shown, server_info)
 
 
 async def ask_upstreams(
@@ -177,7 +170,8 @@ async def ask_upstreams(
     unknown = {
         upstream.name: _why_unreachable(upstream, timeout_s) for upstream in upstreams if upstream.state != "ready"
     }
-    return Definitions(lists, unknown, ASKED)
+    server_info = {upstream.name: dict(upstream.server_info) for upstream in upstreams if upstream.state == "ready"}
+    return Definitions(lists, unknown, ASKED, server_info)
 
 
 def tool_definitions(config: LoadedConfig, *, timeout_s: float = ASK_TIMEOUT_S) -> Definitions:
@@ -196,8 +190,42 @@ def tool_definitions(config: LoadedConfig, *, timeout_s: float = ASK_TIMEOUT_S) 
     return anyio.run(ask)
 
 
-def _is_tool(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("name"), str)
+def parse_arguments(text: str) -> dict[str, Any]:
+    """`--args` as the firewall would read it: a JSON object, no duplicate keys, no NaN/Infinity."""
+
+    def refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise UsageError(f"--args has the key {key!r} twice; the firewall refuses duplicate keys")
+            result[key] = value
+        return result
+
+    def refuse_constant(name: str) -> Any:
+        raise UsageError(f"--args is not valid JSON: {name} is not a JSON number")
+
+    try:
+        value = json.loads(text, object_pairs_hook=refuse_duplicates, parse_constant=refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--args is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        kind = "an array" if isinstance(value, list) else f"{type(value).__name__.replace('NoneType', 'null')}"
+        raise UsageError(f'--args must be a JSON object such as \'{{"path": "/srv/docs/a.md"}}\', not {kind}')
+    return value
+
+
+def catalog_for(config: LoadedConfig, *, timeout_s: float = ASK_TIMEOUT_S) -> Catalog:
+    """The catalog commands decide against; unreachable upstreams are reported on stderr (see `tool_definitions`)."""
+    definitions = tool_definitions(config, timeout_s=timeout_s)
+    report_unknown(definitions)
+    return definitions.catalog()
+
+
+def report_unknown(definitions: Definitions) -> None:
+    """Say on stderr, once per upstream, which upstreams' tools are unknown and why."""
+    for upstream, why in sorted(definitions.unknown.items()):
+        message = f"upstream {upstream!r} could not be reached, so its tools are unknown: {why}"
+        print(f"mcp-firewall: {message}", file=sys.stderr)
 
 
 def _why_unreachable(upstream: Upstream, timeout_s: float) -> str:

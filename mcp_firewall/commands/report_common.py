@@ -1,5 +1,5 @@
 """Small pieces the reviewer's commands (`explain`, `test`, `diff`, `lint`) share: aligned columns,
-colour only on a terminal, `FILE:LINE` for rules, and "did you mean" for mistyped names."""
+colour only on a terminal, and "did you mean" for mistyped names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["Paint", "closest", "columns", "compact_json", "short_location"]
+__all__ = ["Paint", "closest", "columns", "compact_json"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
 
@@ -55,12 +55,6 @@ def _visible_length(text: str) -> int:
         else:
             length += 1
     return length
-
-
-def short_location(location: str) -> str:
-    """`FILE:LINE:COL` → `FILE:LINE` (what a reviewer clicks); anything else unchanged."""
-    head, _, column = location.rpartition(":")
-    return head if column.isdigit() and head.rpartition(":")[2].isdigit() else location
 
 
 def closest(name: str, candidates: Iterable[str]) -> str:

@@ -8,6 +8,7 @@ tool's `inputSchema` validator (compiled once per definition) and the rules' com
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -18,13 +19,15 @@ from jsonschema.exceptions import SchemaError
 
 from mcp_firewall.catalog import Catalog, Route
 from mcp_firewall.policy.classify import ToolClass
-from mcp_firewall.policy.compile import CompiledAgent, CompiledRule, Policy
+from mcp_firewall.policy.compile import CompiledAgent, CompiledRule, Policy, Selector
 from mcp_firewall.policy.constraints import Failure, narrow_schema
 from mcp_firewall.policy.decision import HIDDEN, Decision
+from mcp_firewall.policy.fastschema import InputValidator, compile_fast
 
 __all__ = ["Grant", "PolicyView", "input_validator"]
 
 _NO_AGENT = CompiledAgent("", (), (), False, None, None)
+_SHADOW_UNGRANTED = Decision("shadow-deny", reason="no allow rule of the agent's scopes selects it")
 
 
 @lru_cache(maxsize=4096)
@@ -35,7 +38,7 @@ def _validator_for(schema_json: str) -> Any:
         cls.check_schema(schema)
     except SchemaError:
         return None
-    return cls(schema)
+    return InputValidator(cls(schema), compile_fast(schema))  # jsonschema, behind a fast path that only accepts
 
 
 def input_validator(schema: Mapping[str, Any] | None) -> Any:
@@ -74,23 +77,33 @@ class PolicyView:
     # -- building ------------------------------------------------------------------------------
 
     def _grant_tools(self) -> None:
+        shared = _shared(self._policy, self._catalog)
+        denied: dict[str, str] = {}
+        for deny in reversed(self._agent.denies):  # the first deny rule that selects a tool names the reason
+            denied.update(dict.fromkeys(shared.tools_selected(deny, deny.tools), deny.reason))
+        selecting: dict[str, list[CompiledRule]] = {}
+        for rule in self._agent.rules:  # in the agent's order: the first rule that holds decides
+            if rule.kind == "tools":
+                for exposed in shared.tools_selected(rule, rule.selectors):
+                    selecting.setdefault(exposed, []).append(rule)
         for exposed, route in self._catalog.tools.items():
-            classes = self._policy.classes(route.upstream)
-            klass = classes.classify(route.name, route.definition.get("annotations")).klass
-            denied = self._deny_reason(exposed, route.upstream, klass, "tools")
-            rules = [r for r in self._agent.rules if r.kind == "tools" and r.selects(exposed, route.upstream, klass)]
-            if denied is not None or not rules:
-                self.hidden_reasons[exposed] = denied or "no allow rule of the agent's scopes selects it"
-                if denied is None and self._agent.shadow:
-                    self.tools_granted[exposed] = _grant(route, klass, (), shadow_only=True)
+            klass = shared.classes[exposed]
+            reason = denied.get(exposed)
+            rules = selecting.get(exposed)
+            if reason is not None or not rules:
+                self.hidden_reasons[exposed] = reason or "no allow rule of the agent's scopes selects it"
+                if reason is None and self._agent.shadow:
+                    self.tools_granted[exposed] = shared.grant(route, klass, (), shadow_only=True)
                 continue
-            self.tools_granted[exposed] = _grant(route, klass, rules)
+            # In shadow mode the agent sees the upstream's own schema: nothing is enforced, so nothing is narrowed.
+            shadowed = self._agent.shadow or all(rule.shadow for rule in rules)
+            self.tools_granted[exposed] = shared.grant(route, klass, rules, narrow=not shadowed)
 
     def _grant_prompts(self) -> None:
         for exposed, route in self._catalog.prompts.items():
             denied = self._deny_reason(exposed, route.upstream, None, "prompts")
             rules = [r for r in self._agent.rules if r.kind == "prompts" and r.selects(exposed, route.upstream, "read")]
-            if denied is None and rules:
+            if denied is None and (rules or self._agent.shadow):
                 self.prompts_granted[exposed] = _grant(route, None, rules, prompt=True)
 
     def _deny_reason(self, exposed: str, upstream: str, klass: ToolClass | None, kind: str) -> str | None:
@@ -151,9 +164,16 @@ class PolicyView:
             decision = self._evaluate(grant, arguments)
         except Exception as exc:  # fail closed: a bug in a check denies, it never allows
             decision = Decision("deny", reason=f"the policy could not evaluate this call ({exc.__class__.__name__})")
-        if decision.outcome == "deny" and (self._agent.shadow or decision.scope == "(shadow)"):
+        if decision.outcome == "deny" and self._shadowed(grant, decision):
             return replace(decision, outcome="shadow-deny")
         return decision
+
+    def _shadowed(self, grant: Grant, decision: Decision) -> bool:
+        """A shadow agent is denied nothing it can see; a shadow scope only its own rules' denials."""
+        if self._agent.shadow:
+            return True
+        decided_by_rules = decision.rule is not None and bool(grant.rules)
+        return decided_by_rules and all(rule.shadow for rule, _ in grant.rules)
 
     def _evaluate(self, grant: Grant, arguments: Mapping[str, Any]) -> Decision:
         if not isinstance(arguments, Mapping):
@@ -185,8 +205,7 @@ class PolicyView:
             first = first or (rule, failure)
         assert first is not None
         rule, failure = first
-        scope = "(shadow)" if all(r.shadow for r, _ in grant.rules) else rule.scope
-        return Decision("deny", failure.message, scope, rule.location, failure.argument, failure.constraint)
+        return Decision("deny", failure.message, rule.scope, rule.location, failure.argument, failure.constraint)
 
     def _uri_decision(self, uri: str) -> Decision:
         for deny in self._agent.denies:
@@ -195,9 +214,11 @@ class PolicyView:
         for rule in self._agent.rules:
             if rule.kind == "resources" and rule.selects_uri(uri):
                 return Decision("allow", scope=rule.scope, rule=rule.location)
-        return HIDDEN
+        return _SHADOW_UNGRANTED if self._agent.shadow else HIDDEN
 
     def _template_granted(self, template: str) -> bool:
+        if self._agent.shadow:  # reads are forwarded unless a deny rule hides the concrete URI
+            return True
         literal = template.split("{", 1)[0]
         for rule in self._agent.rules:
             if rule.kind != "resources":
@@ -209,6 +230,69 @@ class PolicyView:
         return False
 
 
+class _Shared:
+    """What every agent's view of one catalog under one policy has in common, computed once and memoised:
+    each tool's class, the tools each allow or deny rule selects, and the (immutable) grants themselves.
+
+    Views are built per session and again on every list change; without this, each one would classify
+    every tool and match every rule against every tool again.
+    """
+
+    def __init__(self, policy: Policy, catalog: Catalog) -> None:
+        self.policy = policy
+        self.catalog = catalog
+        self.classes: dict[str, ToolClass] = {
+            exposed: policy.classes(route.upstream).classify(route.name, route.definition.get("annotations")).klass
+            for exposed, route in catalog.tools.items()
+        }
+        self._selected: dict[int, frozenset[str]] = {}
+        self._grants: dict[tuple[Any, ...], Grant] = {}
+
+    def tools_selected(self, owner: object, selectors: tuple[Selector, ...]) -> frozenset[str]:
+        """The exposed tool names that `selectors` (of the rule or deny rule `owner`) select."""
+        found = self._selected.get(id(owner))
+        if found is None:
+            tools = self.catalog.tools
+            found = frozenset(
+                exposed
+                for exposed, route in tools.items()
+                if any(selector.selects(exposed, route.upstream, self.classes[exposed]) for selector in selectors)
+            )
+            self._selected[id(owner)] = found
+        return found
+
+    def grant(
+        self,
+        route: Route,
+        klass: ToolClass,
+        rules: list[CompiledRule] | tuple[()],
+        *,
+        shadow_only: bool = False,
+        narrow: bool = True,
+    ) -> Grant:
+        key = (route.exposed, tuple(id(rule) for rule in rules), shadow_only, narrow)
+        found = self._grants.get(key)
+        if found is None:
+            found = self._grants[key] = _grant(route, klass, rules, shadow_only=shadow_only, narrow=narrow)
+        return found
+
+
+_SHARED: dict[tuple[int, int], _Shared] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_KEPT = 4  # (policy, catalog) pairs remembered: the current ones, and a few in flight during a change
+
+
+def _shared(policy: Policy, catalog: Catalog) -> _Shared:
+    key = (id(policy), id(catalog))
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None or found.policy is not policy or found.catalog is not catalog:
+            found = _SHARED[key] = _Shared(policy, catalog)
+            while len(_SHARED) > _SHARED_KEPT:
+                del _SHARED[next(iter(_SHARED))]
+        return found
+
+
 def _grant(
     route: Route,
     klass: ToolClass | None,
@@ -216,6 +300,7 @@ def _grant(
     *,
     shadow_only: bool = False,
     prompt: bool = False,
+    narrow: bool = True,
 ) -> Grant:
     definition = route.definition
     if prompt:
@@ -231,7 +316,7 @@ def _grant(
         validator = input_validator(schema)
     applied = tuple((rule, tuple(c for c in rule.constraints if c.applies_to(schema))) for rule in rules)
     declared = _declared(schema)
-    exposed = None if prompt or shadow_only else _narrowed(route, schema, applied)
+    exposed = _narrowed(route, schema, applied) if narrow and not (prompt or shadow_only) else None
     return Grant(route, klass, applied, validator, declared, exposed, unusable_schema=not prompt and validator is None)
 
 

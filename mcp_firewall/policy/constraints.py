@@ -333,8 +333,16 @@ class CompiledConstraint:
 
     def describe(self) -> str:
         """`path: within [/srv/docs]; max_length 10` — for `tools`, `explain` and `diff`."""
-        parts = [f"{key} {json.dumps(value, default=str, ensure_ascii=False)}" for key, value in self.spec.items()]
+        shown = {key: _shown(value) for key, value in self.spec.items()}
+        parts = [f"{key} {json.dumps(value, default=str, ensure_ascii=False)}" for key, value in shown.items()]
         return f"{self.path.text}: " + ("; ".join(parts) if parts else "required")
+
+
+def _shown(value: Any) -> Any:
+    """A spec value as a reviewer reads it: defaults left unset (`url.ports: null`) are not shown."""
+    if isinstance(value, Mapping):
+        return {key: item for key, item in value.items() if item is not None}
+    return value
 
 
 def _presence(arg_path: str, spec: Mapping[str, Any]) -> tuple[bool, bool]:

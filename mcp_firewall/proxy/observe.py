@@ -40,6 +40,12 @@ class Observer(Protocol):
 
     def end(self, context: Any, *, error_type: str | None = None, is_error: bool = False) -> None: ...
 
+    def quarantined(self, upstream: str, tool: str, diff: str) -> None:
+        """`tool` (the upstream's own name) is hidden: its definition differs from tools.lock, or the lock
+        does not know it. Called once per tool and changed definition; `diff` is what changed, as shown
+        on stderr. Record it in the audit log and as a span event."""
+        ...
+
 
 class NullObserver:
     """Records nothing: the bare proxy."""
@@ -51,4 +57,7 @@ class NullObserver:
         return None
 
     def end(self, context: Any, *, error_type: str | None = None, is_error: bool = False) -> None:
+        return None
+
+    def quarantined(self, upstream: str, tool: str, diff: str) -> None:
         return None

@@ -21,7 +21,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -35,6 +35,9 @@ from mcp_firewall.proxy import jsonrpc
 from mcp_firewall.proxy.framing import Oversized
 from mcp_firewall.proxy.observe import NullObserver, Observer, RequestInfo
 from mcp_firewall.proxy.upstream import Forwarded, Upstream, deadline_after
+
+if TYPE_CHECKING:
+    from mcp_firewall.lockfile import Pins, ToolChange
 
 __all__ = ["AgentSession"]
 
@@ -55,6 +58,9 @@ _LIST_FLAGS = (
 )
 
 Writer = Callable[[bytes], Awaitable[None]]
+# Transports that route messages per request (Streamable HTTP) take each outbound message as a dict with
+# the id of the agent's request it belongs to (None: connection-scoped), instead of bytes.
+MessageSink = Callable[[jsonrpc.Message, Any], Awaitable[None]]
 Handler = Callable[["AgentSession", Any, dict[str, Any]], Coroutine[Any, Any, None]]
 
 
@@ -84,6 +90,8 @@ class AgentSession:
         max_message_bytes: int = 4 * 1024 * 1024,
         observer: Observer | None = None,
         transport: str = "pipe",
+        sink: MessageSink | None = None,
+        pins: Pins | None = None,
     ) -> None:
         self.agent = agent
         self.session_id = session_id or secrets.token_hex(16)
@@ -96,6 +104,8 @@ class AgentSession:
         self._transport = transport
         self._upstreams = {up.name: up for up in upstreams}
         self._write_bytes = write
+        self._sink = sink
+        self._pins = pins
         self._max_bytes = max_message_bytes
         self._catalog = Catalog()
         self._view: AgentView = gate().view(agent, self._catalog)
@@ -117,7 +127,10 @@ class AgentSession:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             async for line in lines:
-                await self.handle_line(line)
+                if isinstance(line, dict):  # already parsed strictly by the transport
+                    await self.handle_message(line)
+                else:
+                    await self.handle_line(line)
             tg.cancel_scope.cancel()
 
     async def handle_line(self, line: bytes | Oversized) -> None:
@@ -130,6 +143,10 @@ class AgentSession:
         except jsonrpc.MessageError as exc:
             await self._write(jsonrpc.error_response(exc.request_id, exc.code, exc.message))
             return
+        await self.handle_message(message)
+
+    async def handle_message(self, message: jsonrpc.Message) -> None:
+        """Handle one message that `jsonrpc.load_untrusted` (or an equally strict parser) accepted."""
         method = message.get("method")
         if method is None:
             await self._on_response(message)
@@ -138,8 +155,18 @@ class AgentSession:
         else:
             await self._on_notification(method, message.get("params") or {})
 
-    async def _write(self, message: jsonrpc.Message) -> None:
-        await self._write_bytes(jsonrpc.dump(message))
+    async def _write(self, message: jsonrpc.Message, related: Any = None) -> None:
+        if self._sink is not None:
+            await self._sink(message, related)
+        else:
+            await self._write_bytes(jsonrpc.dump(message))
+
+    def _related(self, upstream: Upstream) -> Any:
+        """The agent request that a message from `upstream` most likely belongs to: its latest in-flight one."""
+        for pending in reversed(self._inflight.values()):
+            if pending.upstream is upstream:
+                return pending.down_id
+        return None
 
     def close(self) -> None:
         for up in self._upstreams.values():
@@ -438,7 +465,7 @@ class AgentSession:
         self._listens[request_id] = honored
         meta = {SUBSCRIPTION_ID_KEY: request_id}
         ack = {"notifications": honored, "_meta": meta}
-        await self._write(jsonrpc.notification("notifications/subscriptions/acknowledged", ack))
+        await self._write(jsonrpc.notification("notifications/subscriptions/acknowledged", ack), request_id)
         for uri in uris:
             upstream = self._view.check_resource(uri)[1]
             if upstream is not None and upstream in self._upstreams:
@@ -532,7 +559,8 @@ class AgentSession:
 
     async def deliver_progress(self, pending: Forwarded, params: dict[str, Any]) -> None:
         await self._write(
-            jsonrpc.notification("notifications/progress", {**params, "progressToken": pending.progress_token})
+            jsonrpc.notification("notifications/progress", {**params, "progressToken": pending.progress_token}),
+            pending.down_id,
         )
 
     async def fail(self, pending: Forwarded, error: UpstreamError) -> None:
@@ -605,7 +633,7 @@ class AgentSession:
             return
         self._next_out += 1
         self._outgoing[self._next_out] = (upstream, request_id)
-        await self._write(jsonrpc.request(self._next_out, method, message.get("params")))
+        await self._write(jsonrpc.request(self._next_out, method, message.get("params")), self._related(upstream))
 
     async def upstream_cancelled(self, upstream: Upstream, request_id: Any) -> None:
         for down_id, (up, up_id) in list(self._outgoing.items()):
@@ -621,7 +649,7 @@ class AgentSession:
         method = message["method"]
         params = message.get("params") or {}
         if method == "notifications/message":
-            await self._write(message)
+            await self._write(message, self._related(upstream))
         elif method == "notifications/resources/updated":
             uri = params.get("uri")
             if not isinstance(uri, str) or self._view.check_resource(uri)[1] is None:
@@ -630,7 +658,7 @@ class AgentSession:
                 for listen_id, honored in list(self._listens.items()):
                     if uri in honored.get("resourceSubscriptions", ()):
                         meta = {SUBSCRIPTION_ID_KEY: listen_id}
-                        await self._write(jsonrpc.notification(method, {**params, "_meta": meta}))
+                        await self._write(jsonrpc.notification(method, {**params, "_meta": meta}), listen_id)
             else:
                 await self._write(message)
 
@@ -639,13 +667,21 @@ class AgentSession:
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        self._catalog = Catalog.build(up.lists for up in self._upstreams.values())
+        lists = [up.lists for up in self._upstreams.values()]
+        if self._pins is not None:  # tools whose definitions differ from tools.lock are quarantined
+            lists = [self._pins.screen(upstream_lists, self._quarantined) for upstream_lists in lists]
+        self._catalog = Catalog.build(lists)
         self._view = self._gate().view(self.agent, self._catalog)
         visible = self._visible_names()
         changed = [kind for kind in visible if visible[kind] != self._visible.get(kind)]
         self._visible = visible
         if changed and self._ready and self._tg is not None:
             self._tg.start_soon(self._announce, changed)
+
+    def _quarantined(self, change: ToolChange) -> None:
+        report = change.describe()
+        logger.warning("quarantined until `mcp-firewall lock` records it again: %s", report)
+        self._observer.quarantined(change.upstream, change.tool, report)
 
     def _visible_names(self) -> dict[str, object]:
         return {
@@ -664,7 +700,8 @@ class AgentSession:
                 continue
             for listen_id, honored in list(self._listens.items()):
                 if honored.get(flag):
-                    await self._write(jsonrpc.notification(method, {"_meta": {SUBSCRIPTION_ID_KEY: listen_id}}))
+                    meta = {SUBSCRIPTION_ID_KEY: listen_id}
+                    await self._write(jsonrpc.notification(method, {"_meta": meta}), listen_id)
 
     # -- 2026-07-28: requests of the client become InputRequiredResult -----------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -12,6 +12,11 @@ from mcp_firewall.policy.view import Gate
 from mcp_firewall.proxy.framing import FdWriter, fd_chunks, split_lines
 from mcp_firewall.proxy.transports import UpstreamSpec
 from mcp_firewall.proxy.upstream import Upstream
+
+if TYPE_CHECKING:
+    from mcp_firewall.audit import AuditLog
+    from mcp_firewall.lockfile import Pins
+    from mcp_firewall.proxy.observe import Observer
 
 __all__ = ["serve_stdio"]
 
@@ -27,6 +32,9 @@ async def serve_stdio(
     stdout_fd: int = 1,
     watch: Callable[[], Coroutine[Any, Any, None]] | None = None,
     on_policy_change: list[Callable[[], None]] | None = None,
+    pins: Pins | None = None,
+    observer: Observer | None = None,
+    audit: AuditLog | None = None,
 ) -> None:
     """Run until the agent closes stdin or the process is asked to stop; every child is reaped."""
     upstreams = [Upstream(spec, environ=environ) for spec in specs]
@@ -40,10 +48,21 @@ async def serve_stdio(
             from mcp_firewall.proxy.session import AgentSession
 
             session = AgentSession(
-                agent=agent, gate=gate, upstreams=upstreams, write=writer.send, max_message_bytes=max_message_bytes
+                agent=agent,
+                gate=gate,
+                upstreams=upstreams,
+                write=writer.send,
+                max_message_bytes=max_message_bytes,
+                pins=pins,
+                observer=observer,
             )
+            if audit is not None:  # fsync: batch syncs in the background; cancelling it syncs once more
+                tg.start_soon(audit.run_syncer)
             if on_policy_change is not None:
                 on_policy_change.append(session.refresh_view)
+            if pins is not None:  # a re-lock releases reviewed tools without a restart
+                pins.listeners.append(session.refresh_view)
+                tg.start_soon(pins.watch)
             if watch is not None:
                 tg.start_soon(watch)
             tg.start_soon(_cancel_on_signal, tg.cancel_scope)

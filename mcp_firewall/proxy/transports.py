@@ -84,6 +84,10 @@ class _StdioTransport:
                 logger.warning("upstream wrote a line that is not a JSON-RPC message; ignored")
                 continue
             yield message
+        # Its output ended, usually because it exited: wait a moment for the status, so that
+        # describe_exit() says "exited with code 3" rather than "closed its output".
+        with anyio.move_on_after(1.0):
+            await self._process.wait()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -32,6 +32,7 @@ __all__ = [
     "NETWORK_TRANSPORT",
     "OPENINFERENCE_SESSION_ID",
     "OPENINFERENCE_SPAN_KIND",
+    "QUARANTINED_EVENT",
     "REASON",
     "RPC_RESPONSE_STATUS_CODE",
     "RULE",
@@ -76,6 +77,7 @@ RULE: Final = "mcp_firewall.rule"
 ARGUMENT: Final = "mcp_firewall.argument"
 CONSTRAINT: Final = "mcp_firewall.constraint"
 ARGUMENTS: Final = "mcp_firewall.arguments"
+QUARANTINED_EVENT: Final = "mcp_firewall.quarantined"  # a span event, not an attribute
 
 # -- metrics ---------------------------------------------------------------------------------------
 MCP_SERVER_OPERATION_DURATION: Final = "mcp.server.operation.duration"

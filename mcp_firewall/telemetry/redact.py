@@ -38,7 +38,7 @@ _CREDENTIAL_PATTERNS: Final = (
     r"\b[rs]k_(?:live|test)_[0-9A-Za-z]{16,}",  # Stripe
     r"\bnpm_[A-Za-z0-9]{36}\b",  # npm
     r"(?P<keep2>://[^/\s:@]+:)[^/\s@]+(?=@)",  # the password in https://user:password@host
-    r"(?P<keep3>(?i:(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|authorization)[\w-]*)"
+    r"(?P<keep3>(?i:(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|authorization)[\w-]{0,64}+)"
     r"[\"']?\s*[=:]\s*[\"']?)(?i:(?:basic|bearer|digest|token)\s+)?[^\s\"',;&]{4,}",  # key=value in free text
     r"\b[0-9a-fA-F]{32,}\b",  # long hex: API keys, session secrets (also hashes: better lost than leaked)
 )
@@ -58,12 +58,14 @@ def _entropy(text: str) -> float:
 
 
 def _looks_random(token: str) -> bool:
-    """A long token mixing upper case, lower case and digits with high entropy (a base64/base62 secret)."""
-    if token.startswith("/") or token.count("/") > 2:  # a path, not a key
+    """A long token that mixes cases and digits with high entropy: a base64/base62 secret, not a word or a path."""
+    if token.startswith("/") or token.count("/") > 2:
         return False
-    if not (any(c.isdigit() for c in token) and any(c.isupper() for c in token) and any(c.islower() for c in token)):
+    if not (any(c.isupper() for c in token) and any(c.islower() for c in token)):
         return False
-    return _entropy(token) >= 4.0
+    digits = sum(c.isdigit() for c in token)
+    entropy = _entropy(token)
+    return (digits >= 2 and entropy >= 4.0) or (len(token) >= 40 and entropy >= 4.5)
 
 
 def _replace_token(match: re.Match[str]) -> str:

@@ -129,15 +129,21 @@ class FirewallConfig:
         return self.root / "firewall.stderr"
 
     def upstream(
-        self, name: str, command: str, *args: str, env: dict[str, str] | None = None, **options: Any
+        self,
+        name: str,
+        command: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        record: bool = True,
+        **options: Any,
     ) -> Recorded:
-        """Add a stdio upstream that runs `command args` behind the recording wrapper."""
+        """Add a stdio upstream that runs `command args`, behind the recording wrapper unless `record=False`."""
         logs = self.root / "upstreams"
         logs.mkdir(parents=True, exist_ok=True)
         recorded = Recorded(name, logs / f"{name}.stdin", logs / f"{name}.stdout", logs / f"{name}.pids")
         self.upstreams[name] = {
-            "command": sys.executable,
-            "args": [str(RECORDER), command, *args],
+            "command": sys.executable if record else command,
+            "args": [str(RECORDER), command, *args] if record else list(args),
             "env": {
                 "MCP_E2E_STDIN_LOG": str(recorded.stdin_log),
                 "MCP_E2E_STDOUT_LOG": str(recorded.stdout_log),
@@ -200,11 +206,18 @@ async def connect(
     """An `mcp.Client` whose one server is the firewall process; the firewall's stderr goes to a file."""
     command = config.command(agent)
     params = StdioServerParameters(command=command[0], args=command[1:], env=firewall_env(), cwd=str(REPO_ROOT))
-    with config.open_stderr() as errlog:
-        transport = stdio_client(params, errlog=errlog)
-        # Bounded: discover has the SDK's own 10 s limit, every other request `read_timeout_seconds`.
-        async with Client(transport, mode=mode, read_timeout_seconds=CALL_TIMEOUT, **options) as client:
-            yield client
+    connected = False
+    try:
+        with config.open_stderr() as errlog:
+            transport = stdio_client(params, errlog=errlog)
+            # Bounded: discover has the SDK's own 10 s limit, every other request `read_timeout_seconds`.
+            async with Client(transport, mode=mode, read_timeout_seconds=CALL_TIMEOUT, **options) as client:
+                connected = True
+                yield client
+    except Exception as exc:
+        if connected:
+            raise
+        raise AssertionError(f"no MCP session with the firewall; its stderr:\n{config.stderr()}") from exc
 
 
 def text_of(result: CallToolResult) -> str:

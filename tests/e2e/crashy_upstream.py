@@ -3,6 +3,10 @@
 Tools: ``echo(text)`` answers ``text``; ``crash()`` makes the process exit with status 3 *without
 answering*, so the call that asked is in flight when the upstream dies. Each process reports itself
 in its tool descriptions (``pid N``), so a test can tell a restarted upstream from the first one.
+
+With ``CRASHY_MARKER=PATH``, ``crash()`` first creates PATH, and a process that starts while PATH exists
+removes it and waits ``CRASHY_RESTART_DELAY`` seconds (default 1) before it answers anything: the
+window in which the crashed upstream's tools are gone is then wide enough to observe on a busy machine.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 PROTOCOL_VERSION = "2025-11-25"
@@ -47,6 +52,8 @@ def result_of(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
         return {"tools": TOOLS}
     if method == "tools/call":
         if params.get("name") == "crash":
+            if marker := os.environ.get("CRASHY_MARKER"):
+                open(marker, "w", encoding="utf-8").close()
             os._exit(3)
         if params.get("name") == "echo":
             text = str((params.get("arguments") or {}).get("text", ""))
@@ -55,6 +62,10 @@ def result_of(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def main() -> None:
+    marker = os.environ.get("CRASHY_MARKER")
+    if marker and os.path.exists(marker):
+        os.remove(marker)
+        time.sleep(float(os.environ.get("CRASHY_RESTART_DELAY", "1")))
     for line in sys.stdin:
         message = json.loads(line)
         if "id" not in message or "method" not in message:

@@ -49,6 +49,7 @@ def inspector(*arguments: str, env: dict[str, str] | None = None) -> subprocess.
         [npx, "--no-install", "@modelcontextprotocol/inspector", "--cli", *arguments],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=INSPECTOR_TIMEOUT,
         cwd=REPO_ROOT,
         env={**firewall_env(), **(env or {})},
@@ -159,6 +160,15 @@ def test_refused_input_gets_json_rpc_errors_and_the_session_goes_on(
     assert "DEBUG" in time_config.stderr() or "debug" in time_config.stderr().lower()
 
 
+def is_json_rpc(message: Any) -> bool:
+    """A JSON-RPC 2.0 response (id + result or error), request (id + method) or notification (method)."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return False
+    if "method" in message:
+        return isinstance(message["method"], str) and not ({"result", "error"} & message.keys())
+    return "id" in message and len({"result", "error"} & message.keys()) == 1
+
+
 def test_stdout_carries_only_json_rpc_lines(
     time_config: FirewallConfig, raw_firewall: Callable[..., RawFirewall]
 ) -> None:
@@ -175,8 +185,6 @@ def test_stdout_carries_only_json_rpc_lines(
 
     assert firewall.lines, "the firewall wrote nothing"
     for line in firewall.lines:
-        assert line.endswith(b"\n") and b"\n" not in line[:-1]
-        message = json.loads(line)
-        assert isinstance(message, dict) and message["jsonrpc"] == "2.0", line
-        assert ("id" in message) == ("result" in message or "error" in message or "method" in message), line
+        assert line.endswith(b"\n") and b"\n" not in line[:-1], line
+        assert is_json_rpc(json.loads(line)), line
     assert time_config.stderr().strip(), "diagnostics belong on stderr"

@@ -48,6 +48,11 @@ class Session:
     async def sentinel(self) -> None:
         assert not (await self.call("list_allowed_directories", {})).is_error
 
+    async def sandbox(self, expected: str) -> str | None:
+        """The server's list_allowed_directories, once it includes `expected`."""
+        listed = text_of(await self.call("list_allowed_directories", {}))
+        return listed if expected in listed else None
+
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
@@ -87,6 +92,7 @@ scopes:
         args:
           path: {{within: ["{drafts}"]}}
           "edits[*].newText": {{max_length: 40}}
+          "edits[*].path": {{within: ["{drafts}"]}}  # edit_file's items declare no path: ignored for it
 deny:
   - tools: [files__move_file]
     reason: nothing moves files
@@ -107,7 +113,11 @@ async def session(tmp_path_factory: pytest.TempPathFactory, tree: Tree) -> Async
         return ListRootsResult(roots=[Root(uri=(tree.root / "client-root").as_uri())])
 
     async with connect(config, mode="legacy", list_roots_callback=client_roots) as client:
-        yield Session(client, files, tree, roots_asked)
+        session = Session(client, files, tree, roots_asked)
+        # The server asks for roots/list after `initialized` and adopts the answer asynchronously: until
+        # then it still serves its command-line folder. Wait for the switch (a server gotcha, not ours).
+        await wait_until_async(lambda: session.sandbox(str(tree.docs)), within=15)
+        yield session
 
 
 def assert_denied(result: CallToolResult, argument: str, constraint: str) -> None:
@@ -125,14 +135,9 @@ async def test_a_read_inside_the_granted_folder_returns_the_file(session: Sessio
 
 
 async def test_the_servers_folders_are_the_fixed_roots_not_the_clients(session: Session) -> None:
-    docs = str(session.tree.docs)
+    listed = await session.sandbox(str(session.tree.docs))
 
-    async def sandbox() -> str | None:
-        listed = text_of(await session.call("list_allowed_directories", {}))
-        return listed if docs in listed else None  # the server adopts roots just after initialize
-
-    listed = await wait_until_async(sandbox, within=15)
-
+    assert listed is not None
     assert "client-root" not in listed and "cli-dir" not in listed
     assert session.roots_asked == [], "the firewall answers roots/list itself: the client is never asked"
     initialize = next(m for m in session.files.received() if m.get("method") == "initialize")
@@ -222,6 +227,16 @@ async def test_an_edit_outside_the_drafts_folder_is_denied(session: Session) -> 
 
     assert_denied(result, "path", "within")
     assert "hello from docs" in (session.tree.docs / "readme.md").read_text(encoding="utf-8")
+
+
+async def test_an_edits_item_smuggling_an_undeclared_path_is_refused_by_the_tools_schema(session: Session) -> None:
+    edits = [{"oldText": "plan", "newText": "p", "path": "/etc/passwd"}]  # items are additionalProperties: false
+
+    async with nothing_forwarded(session.files, session.sentinel):
+        result = await session.call("edit_file", {"path": str(session.tree.drafts / "plan.md"), "edits": edits})
+
+    assert result.is_error and text_of(result).startswith("Denied by mcp-firewall:")
+    assert "path" in text_of(result)
 
 
 async def test_an_edit_inside_the_drafts_folder_reaches_the_server(session: Session) -> None:

@@ -83,9 +83,13 @@ async def firewall(
     mode: str = "legacy",
     prefix: Mapping[str, bool] | None = None,
     timeout_s: float = 5.0,
+    session_options: Mapping[str, Any] | None = None,
     **client_kwargs: Any,
 ) -> AsyncIterator[Firewall]:
-    """Start the firewall in front of in-memory `servers` and connect an SDK client to it."""
+    """Start the firewall in front of in-memory `servers` and connect an SDK client to it.
+
+    `session_options` are further `AgentSession` keyword arguments (`observer`, `pins`, ...).
+    """
     the_gate = gate or OpenGate()
     recorders = {name: Recorder() for name in servers}
     opener = memory_opener(servers, recorders)
@@ -105,7 +109,9 @@ async def firewall(
         downstream.append(message)
         await to_client_send.send(SessionMessage(jsonrpc_message_adapter.validate_python(message)))
 
-    session = AgentSession(agent=agent, gate=lambda: the_gate, upstreams=upstreams, write=write)
+    session = AgentSession(
+        agent=agent, gate=lambda: the_gate, upstreams=upstreams, write=write, **(session_options or {})
+    )
 
     async def lines() -> AsyncIterator[bytes]:
         async for item in from_client_recv:
