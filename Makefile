@@ -30,7 +30,7 @@ NPM_STAMP := node_modules/.installed-$(shell sha256sum $(NPM_LOCK) | cut -c1-16)
 # This machine's pip config lists mirror folders that may not exist; drop pip's warnings about them.
 PIP_FILTER := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: venv demo lint types policy-test test bench fmt clean
+.PHONY: venv demo demo-dashboard lint types policy-test test bench fmt clean
 
 venv: $(PY_STAMP) $(NPM_STAMP)
 
@@ -77,6 +77,16 @@ policy-test: venv
 test: venv lint types policy-test
 	@echo "== pytest"
 	@$(WITH_VENV) $(PY) -m pytest -q
+
+# Arize Phoenix in its own venv (about 850 MB), bound to 127.0.0.1:6006; the demo agents export spans to it.
+PHOENIX := .venv-phoenix/bin/phoenix
+$(PHOENIX):
+	@echo "== creating .venv-phoenix (arize-phoenix; about a minute)"
+	@env -u PYTHONWARNDEFAULTENCODING $(PYTHON) -m venv .venv-phoenix
+	@.venv-phoenix/bin/pip install -q --disable-pip-version-check arize-phoenix 2>&1 | $(PIP_FILTER)
+
+demo-dashboard: venv $(PHOENIX)
+	@$(WITH_VENV) $(PY) examples/dashboard/run.py --phoenix $(PHOENIX)
 
 bench: venv
 	@$(WITH_VENV) $(PY) benchmarks/overhead.py

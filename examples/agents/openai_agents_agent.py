@@ -46,7 +46,7 @@ def firewall_command(agent: str) -> list[str]:
     raw = os.environ.get("MCP_FIREWALL_CMD", "").strip()
     if raw:
         return [str(a) for a in json.loads(raw)] if raw.startswith("[") else shlex.split(raw)
-    config = REPO / "examples" / "firewall.yaml"
+    config = os.environ.get("MCP_FIREWALL_CONFIG") or REPO / "examples" / "firewall.yaml"
     return [sys.executable, "-m", "mcp_firewall", "run", "--config", str(config), "--agent", agent]
 
 
