@@ -30,14 +30,14 @@ AGENTS = ["sdk_agent.py", "pydantic_ai_agent.py", "openai_agents_agent.py"]
 
 
 def _get(path: str) -> Any:
-    with urllib.request.urlopen(BASE + path, timeout=5) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(BASE + path, timeout=5) as response:  # loopback only
         return json.load(response)
 
 
 def _graphql(query: str) -> Any:
     body = json.dumps({"query": query}).encode()
     request = urllib.request.Request(BASE + "/graphql", body, {"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=5) as response:  # loopback only
         return json.load(response)
 
 
@@ -106,11 +106,23 @@ def screenshot(url: str, out: Path) -> None:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
     subprocess.run(
         [
-            chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-            "--window-size=1600,1000", "--virtual-time-budget=15000", f"--screenshot={out}", url,
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=15000",
+            f"--screenshot={out}",
+            url,
         ],
-        check=True, timeout=120, capture_output=True,
+        check=True,
+        timeout=120,
+        capture_output=True,
     )
 
 
