@@ -6,6 +6,7 @@ Tests run from the repository root, so rules read as a reviewer sees them (`scop
 
 from __future__ import annotations
 
+import io
 import json
 import textwrap
 from pathlib import Path
@@ -16,6 +17,7 @@ from mcp_firewall.cli import main
 from mcp_firewall.commands.common import load_config, load_policy_of
 from mcp_firewall.commands.explain import explain_tool
 from mcp_firewall.commands.offline import tool_definitions
+from mcp_firewall.commands.report_common import Paint, columns
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = "examples/firewall.yaml"
@@ -182,3 +184,23 @@ def test_the_trace_agrees_with_the_decision_for_every_agent_and_tool() -> None:
                 assert denied or verdicts <= {"no match"}
             elif explanation.decision.constraint != "inputSchema":
                 assert "allows" not in verdicts and "fails" in verdicts
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert Paint(Terminal())("fails", "red") == "\x1b[31mfails\x1b[0m"
+    assert Paint(io.StringIO())("fails", "red") == "fails"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert Paint(Terminal())("fails", "red") == "fails"
+
+
+def test_columns_line_up_painted_and_plain_cells() -> None:
+    painted = "\x1b[31mfails\x1b[0m"
+    assert columns([[painted, "docs-reader", "x"], ["no match", "time:read", "y"]], indent="  ") == [
+        f"  {painted}     docs-reader  x",
+        "  no match  time:read    y",
+    ]

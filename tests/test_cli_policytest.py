@@ -7,8 +7,10 @@ tools.lock files. The other tests write small test files against the demo config
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -174,3 +176,14 @@ def test_prompts_and_resources_no_upstream_is_known_to_offer_are_decided_by_the_
     policy = load_policy_of(load_config(str(DEMO)))
     decision = run_case(policy, Catalog(), PolicyCase.model_validate({**case, "expect": outcome}))
     assert decision.outcome == outcome
+
+
+@pytest.mark.slow
+def test_the_demo_lock_still_matches_the_servers_it_pins(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example tests decide from examples/tools.lock: when a demo server changes, re-lock (`make demo` would
+    otherwise quarantine the changed tools)."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    code, out, err = run(capsys, "lock", "--check", "--config", str(DEMO))
+    assert code == 0, out + err

@@ -203,6 +203,19 @@ async def test_a_real_upstream_whose_description_changes_under_run_is_quarantine
     assert stderr.count("quarantined until `mcp-firewall lock` records it again") == 1
     assert "upstream 'time' tool 'get_current_time' changed since it was locked:" in stderr
     assert f"    + {RUG_PULL}" in stderr.splitlines()
+    audited = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    quarantines = [r for r in audited if str(r.get("reason", "")).startswith("quarantined")]
+    assert [(r["upstream"], r["tool"], r["decision"]) for r in quarantines] == [("time", "get_current_time", "hidden")]
+    assert RUG_PULL in quarantines[0]["diff"]
+    await eventually(lambda: "mcp_firewall.quarantined" in span_text(tmp_path))
+    spans = [json.loads(line) for line in span_text(tmp_path).splitlines()]
+    [event] = [e for span in spans for e in span.get("events", ()) if e["name"] == "mcp_firewall.quarantined"]
+    assert event["attributes"]["gen_ai.tool.name"] == "get_current_time" and RUG_PULL in event["attributes"]["diff"]
+
+
+def span_text(root: Path) -> str:
+    path = root / "spans.jsonl"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
 def write_config(root: Path, patch: Path) -> Path:
@@ -212,7 +225,13 @@ def write_config(root: Path, patch: Path) -> Path:
     upstream = {"command": sys.executable, "args": [str(DRIFTING), str(patch), str(server), "--local-timezone", "UTC"]}
     (root / "scopes.yaml").write_text(SCOPES, encoding="utf-8")
     path = root / "firewall.yaml"
-    path.write_text(yaml.safe_dump({"upstreams": {"time": upstream}, "scopes": ["scopes.yaml"]}), encoding="utf-8")
+    firewall = {
+        "upstreams": {"time": upstream},
+        "scopes": ["scopes.yaml"],
+        "audit": {"path": "audit.jsonl", "fsync": "always"},
+        "telemetry": {"exporter": "jsonl", "path": "spans.jsonl"},
+    }
+    path.write_text(yaml.safe_dump(firewall), encoding="utf-8")
     return path
 
 

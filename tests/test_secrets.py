@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from support.harness import firewall
 from support.servers import lowlevel, tool
 
-from mcp_firewall.audit import AuditLog
+from mcp_firewall.audit import AuditLog, chain_files, verify
 from mcp_firewall.config.loader import load_scope_files
 from mcp_firewall.policy.compile import Policy, compile_policy
 from mcp_firewall.telemetry import REDACTED, Recorder, Redactor
@@ -245,3 +245,8 @@ async def test_the_running_firewall_never_exports_upstream_credentials_or_argume
         assert_no_secret(text, (*ARGUMENT_SECRETS, ENV_SECRET, HEADER_SECRET))
     recorded = [json.loads(line) for line in audit.splitlines()]
     assert recorded[0]["args"] == {"text": f"deploy with {REDACTED} and {REDACTED}"}
+    assert [r["kind"] for r in recorded] == ["decision", "outcome", "decision"]
+    assert verify(chain_files(tmp_path / "audit.jsonl")).ok
+    exported = [json.loads(line) for line in spans.splitlines()]
+    hashes = {span["attributes"].get("mcp_firewall.audit.hash") for span in exported if "context" in span}
+    assert {recorded[0]["hash"], recorded[2]["hash"]} <= hashes  # exported spans anchor the chain

@@ -33,12 +33,12 @@ from mcp_firewall.errors import AuditWriteError
 from mcp_firewall.policy.decision import Decision
 from mcp_firewall.proxy.observe import RequestInfo
 from mcp_firewall.telemetry import attributes as a
+from mcp_firewall.telemetry._instruments import Instruments
 from mcp_firewall.telemetry._spans import (
     MetaGetter,
     add_target,
     error_description,
     finish,
-    is_code,
     trace_id_of,
     upstream_name,
 )
@@ -54,7 +54,6 @@ _HIDDEN_CODE: Final = {"tools/call": "-32602", "prompts/get": "-32602", "resourc
 _TRANSPORT_OF_KIND: Final = {"stdio": "pipe", "http": "tcp", "sse": "tcp"}
 _PROPAGATION_KEYS: Final = ("traceparent", "tracestate", "baggage")
 _MAX_OPEN_SESSIONS: Final = 4096
-_NOT_COUNTED_BY: Final = frozenset({a.NETWORK_TRANSPORT, a.MCP_PROTOCOL_VERSION, a.GEN_AI_OPERATION_NAME})
 
 
 _GETTER: Final = MetaGetter()
@@ -80,6 +79,7 @@ class _Call:
     client: Span | None = None
     forwarded_at: float | None = None
     trace_id: str | None = None
+    reason: str | None = None  # the decision's reason, with secrets cut out
     metric_attributes: dict[str, str] | None = None
     ended: bool = False
 
@@ -107,7 +107,6 @@ class Recorder:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._tracer = tracer
-        self._meter = meter
         self._audit = audit
         self._audit_fails_open = audit_on_failure == "allow"
         self._record_arguments = record_arguments
@@ -118,29 +117,7 @@ class Recorder:
         self._clock = clock
         self._sessions: dict[str, _Session] = {}
         self._idle = tracer is None and meter is None
-        if meter is not None:
-            buckets = list(a.DURATION_BUCKETS)
-            self._server_duration = meter.create_histogram(
-                a.MCP_SERVER_OPERATION_DURATION,
-                unit="s",
-                description="MCP request duration as observed by the firewall, from decision to answer.",
-                explicit_bucket_boundaries_advisory=buckets,
-            )
-            self._client_duration = meter.create_histogram(
-                a.MCP_CLIENT_OPERATION_DURATION,
-                unit="s",
-                description="Duration of a request the firewall forwarded, until the upstream's answer.",
-                explicit_bucket_boundaries_advisory=buckets,
-            )
-            self._session_duration = meter.create_histogram(
-                a.MCP_SERVER_SESSION_DURATION,
-                unit="s",
-                description="Duration of an agent's session with the firewall.",
-                explicit_bucket_boundaries_advisory=buckets,
-            )
-            self._decisions = meter.create_counter(
-                a.DECISIONS_METRIC, unit="{decision}", description="Policy decisions by agent, upstream, tool, outcome."
-            )
+        self._instruments = Instruments(meter) if meter is not None else None
 
     # -- Observer ------------------------------------------------------------------------------
 
@@ -148,19 +125,21 @@ class Recorder:
         if self._idle and (decision is None or self._audit is None):
             return None
         call = _Call(info, decision, self._clock())
-        if self._meter is not None:
-            call.metric_attributes = self._metric_attributes(info)
-            if decision is not None:
-                self._count_decision(call.metric_attributes, info, decision)
+        if decision is not None and decision.outcome != "allow" and decision.reason:
+            call.reason = self._redactor.reason(decision.reason, info.arguments)
         if self._tracer is not None:
-            call.span = self._start_server_span(self._tracer, info, decision)
+            call.span = self._start_server_span(self._tracer, call)
             call.trace_id = format(call.span.get_span_context().trace_id, "032x")
             if decision is None:
                 _current.set(call)  # requests forwarded without a decision find their span here
         else:
             call.trace_id = trace_id_of(info.meta)
         if decision is not None and self._audit is not None:
-            self._record_decision(self._audit, call, decision)
+            self._record_decision(self._audit, call, decision)  # raises (after ending the span) to refuse
+        if self._instruments is not None:
+            call.metric_attributes = self._instruments.attributes_of(info)
+            if decision is not None:
+                self._instruments.count_decision(call.metric_attributes, info, decision)
         return call
 
     def forwarding(self, context: Any, meta: dict[str, Any]) -> None:
@@ -190,8 +169,9 @@ class Recorder:
             finish(call.client, error, error_description(error))
         if call.span is not None:
             self._finish_server_span(call, call.span, error)
-        if call.metric_attributes is not None:
-            self._record_durations(call, now, error)
+        if self._instruments is not None and call.metric_attributes is not None:
+            client_s = now - call.forwarded_at if call.forwarded_at is not None else None
+            self._instruments.record(call.metric_attributes, call.info.upstream, now - call.started, client_s, error)
         if self._audit is not None and call.decision is not None and call.forwarded_at is not None:
             self._record_outcome(self._audit, call, now, error)
 
@@ -229,11 +209,11 @@ class Recorder:
         if session.protocol_version:
             session.span.set_attribute(a.MCP_PROTOCOL_VERSION, session.protocol_version)
         session.span.end()
-        if self._meter is not None:
+        if self._instruments is not None:
             attributes = {a.NETWORK_TRANSPORT: session.transport}
             if session.protocol_version:
                 attributes[a.MCP_PROTOCOL_VERSION] = session.protocol_version
-            self._session_duration.record(max(self._clock() - session.started, 0.0), attributes)
+            self._instruments.session_duration.record(max(self._clock() - session.started, 0.0), attributes)
 
     def shutdown(self) -> None:
         """End every open session's span. Call before the tracer provider shuts down."""
@@ -261,7 +241,8 @@ class Recorder:
             session.protocol_version = info.protocol_version
         return session
 
-    def _start_server_span(self, tracer: Tracer, info: RequestInfo, decision: Decision | None) -> Span:
+    def _start_server_span(self, tracer: Tracer, call: _Call) -> Span:
+        info = call.info
         session = self._session(tracer, info)
         meta = info.meta
         parent = session.context
@@ -272,10 +253,11 @@ class Recorder:
                 parent = remote
                 links.append(Link(session.span.get_span_context()))
         name = f"{info.method} {info.target}" if info.method in _NAME_ATTRIBUTE and info.target else info.method
-        attributes = self._server_attributes(info, decision)
+        attributes = self._server_attributes(call)
         return tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes, links=links)
 
-    def _server_attributes(self, info: RequestInfo, decision: Decision | None) -> dict[str, Any]:
+    def _server_attributes(self, call: _Call) -> dict[str, Any]:
+        info, decision = call.info, call.decision
         attributes: dict[str, Any] = {
             a.MCP_METHOD_NAME: info.method,
             a.MCP_SESSION_ID: info.session_id,
@@ -292,20 +274,10 @@ class Recorder:
         if info.upstream is not None:
             attributes[a.UPSTREAM] = info.upstream
         if decision is not None:
-            attributes.update(self._decision_attributes(info, decision))
+            attributes.update(_decision_attributes(decision, call.reason))
             if self._record_arguments and info.arguments is not None:
                 redacted = self._redactor.arguments(info.arguments)
                 attributes[a.ARGUMENTS] = json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
-        return attributes
-
-    def _decision_attributes(self, info: RequestInfo, decision: Decision) -> dict[str, str]:
-        facts = ((a.RULE, decision.rule), (a.ARGUMENT, decision.argument), (a.CONSTRAINT, decision.constraint))
-        attributes: dict[str, str] = {key: value for key, value in facts if value is not None}
-        attributes[a.DECISION] = decision.outcome
-        if decision.outcome != "allow" and decision.reason:
-            attributes[a.REASON] = self._reason(info, decision)
-        if decision.scope is not None and decision.forwarded:
-            attributes[a.SCOPE] = decision.scope
         return attributes
 
     def _start_client_span(self, tracer: Tracer, call: _Call) -> Span:
@@ -332,48 +304,10 @@ class Recorder:
                 span.set_attribute(a.ERROR_TYPE, error)
             if decision.outcome == "hidden" or call.info.method != "tools/call":
                 span.set_attribute(a.RPC_RESPONSE_STATUS_CODE, _HIDDEN_CODE.get(call.info.method, "-32602"))
-            span.set_status(Status(StatusCode.ERROR, self._reason(call.info, decision) or decision.outcome))
+            span.set_status(Status(StatusCode.ERROR, call.reason or decision.outcome))
             span.end()
             return
         finish(span, error, error_description(error))
-
-    def _reason(self, info: RequestInfo, decision: Decision) -> str:
-        return self._redactor.reason(decision.reason, info.arguments)
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def _metric_attributes(self, info: RequestInfo) -> dict[str, str]:
-        attributes = {a.MCP_METHOD_NAME: info.method, a.NETWORK_TRANSPORT: info.transport}
-        if info.protocol_version:
-            attributes[a.MCP_PROTOCOL_VERSION] = info.protocol_version
-        if info.upstream is not None and info.method in _NAME_ATTRIBUTE and info.target:
-            # only names an upstream offers: an agent's made-up names would grow the series without bound
-            attributes[_NAME_ATTRIBUTE[info.method]] = info.target
-        if info.method == "tools/call":
-            attributes[a.GEN_AI_OPERATION_NAME] = "execute_tool"
-        return attributes
-
-    def _count_decision(self, base: Mapping[str, str], info: RequestInfo, decision: Decision) -> None:
-        attributes = {key: value for key, value in base.items() if key not in _NOT_COUNTED_BY}
-        attributes[a.AGENT] = info.agent
-        attributes[a.DECISION] = decision.outcome
-        if info.upstream is not None:
-            attributes[a.UPSTREAM] = info.upstream
-        self._decisions.add(1, attributes)
-
-    def _record_durations(self, call: _Call, now: float, error: str | None) -> None:
-        attributes = call.metric_attributes
-        assert attributes is not None
-        if error is not None:
-            attributes = {**attributes, a.ERROR_TYPE: error}
-            if is_code(error):
-                attributes[a.RPC_RESPONSE_STATUS_CODE] = error
-        self._server_duration.record(max(now - call.started, 0.0), attributes)
-        if call.forwarded_at is not None:
-            client_attributes = dict(attributes)
-            if call.info.upstream is not None:
-                client_attributes[a.UPSTREAM] = call.info.upstream
-            self._client_duration.record(max(now - call.forwarded_at, 0.0), client_attributes)
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -389,7 +323,7 @@ class Recorder:
                 method=info.method,
                 upstream=info.upstream,
                 decision=decision.outcome,
-                reason=self._reason(info, decision) if decision.outcome != "allow" and decision.reason else None,
+                reason=call.reason,
                 scope=decision.scope if decision.forwarded else None,
                 trace_id=call.trace_id,
                 **fields,
@@ -412,9 +346,6 @@ class Recorder:
             call.span.set_attribute(a.ERROR_TYPE, "audit_write_error")
             call.span.set_status(Status(StatusCode.ERROR, "the audit log cannot be written; request refused"))
             call.span.end()
-        if call.metric_attributes is not None:
-            attributes = {**call.metric_attributes, a.ERROR_TYPE: "audit_write_error"}
-            self._server_duration.record(max(self._clock() - call.started, 0.0), attributes)
 
     def _record_outcome(self, audit: AuditLog, call: _Call, now: float, error: str | None) -> None:
         info = call.info
@@ -431,3 +362,14 @@ class Recorder:
             )
         except AuditWriteError as exc:  # the answer is already on its way: nothing left to refuse
             logger.error("audit log: the outcome of a %s could not be recorded: %s", info.method, exc)
+
+
+def _decision_attributes(decision: Decision, reason: str | None) -> dict[str, str]:
+    facts = ((a.RULE, decision.rule), (a.ARGUMENT, decision.argument), (a.CONSTRAINT, decision.constraint))
+    attributes: dict[str, str] = {key: value for key, value in facts if value is not None}
+    attributes[a.DECISION] = decision.outcome
+    if reason is not None:
+        attributes[a.REASON] = reason
+    if decision.scope is not None and decision.forwarded:
+        attributes[a.SCOPE] = decision.scope
+    return attributes

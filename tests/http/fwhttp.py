@@ -56,7 +56,9 @@ def echo_server() -> Any:
             content=[types.TextContent(type="text", text=f"{name}:{arguments.get('text', '')}")]
         )
 
-    return lowlevel([tool("echo"), tool("slow", seconds={"type": "number"})], call, name="echo")
+    return lowlevel(
+        [tool("echo"), tool("slow", seconds={"type": "number"}, text={"type": "string"})], call, name="echo"
+    )
 
 
 def notes_server() -> Any:
