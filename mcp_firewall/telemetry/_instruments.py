@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from mcp_firewall.policy.decision import Decision
 from mcp_firewall.proxy.observe import RequestInfo
@@ -41,8 +41,14 @@ class Instruments:
             description="Duration of an agent's session with the firewall.",
             explicit_bucket_boundaries_advisory=buckets,
         )
-        self.decisions = meter.create_counter(
-            a.DECISIONS_METRIC, unit="{decision}", description="Policy decisions by agent, upstream, tool, outcome."
+        # Counted in a plain dict on the hot path (a dictionary increment, not an SDK call per decision) and
+        # reported as a cumulative observable counter whenever the metrics are collected.
+        self._decisions: dict[tuple[tuple[str, str], ...], int] = {}
+        self.decisions = meter.create_observable_counter(
+            a.DECISIONS_METRIC,
+            callbacks=[self._observe_decisions],
+            unit="{decision}",
+            description="Policy decisions by agent, upstream, tool, outcome.",
         )
 
     @staticmethod
@@ -64,7 +70,11 @@ class Instruments:
         attributes[a.DECISION] = decision.outcome
         if info.upstream is not None:
             attributes[a.UPSTREAM] = info.upstream
-        self.decisions.add(1, attributes)
+        key = tuple(sorted(attributes.items()))
+        self._decisions[key] = self._decisions.get(key, 0) + 1
+
+    def _observe_decisions(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, dict(key)) for key, count in list(self._decisions.items())]
 
     def record(
         self, base: Mapping[str, str], upstream: str | None, server_s: float, client_s: float | None, error: str | None
