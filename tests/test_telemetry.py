@@ -312,6 +312,15 @@ async def test_a_session_is_one_trace_of_its_requests_under_an_agent_span(tmp_pa
     assert attrs(listing)["openinference.span.kind"] == "CHAIN"
 
 
+async def test_the_session_span_ends_when_the_agents_session_ends(tmp_path: Path, telemetry: Telemetry) -> None:
+    async with firewall(
+        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
+    ) as fw:
+        await fw.client.list_tools()
+    ended = [s.name for s in telemetry.spans.get_finished_spans()]  # no recorder.shutdown() here
+    assert "session tester" in ended
+
+
 # -- metrics -------------------------------------------------------------------------------------------
 
 

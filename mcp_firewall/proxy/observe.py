@@ -46,6 +46,10 @@ class Observer(Protocol):
         on stderr. Record it in the audit log and as a span event."""
         ...
 
+    def close_session(self, session_id: str) -> None:
+        """The agent's session ended (stdio: the agent closed stdin; HTTP: the session was deleted or expired)."""
+        ...
+
 
 class NullObserver:
     """Records nothing: the bare proxy."""
@@ -60,4 +64,7 @@ class NullObserver:
         return None
 
     def quarantined(self, upstream: str, tool: str, diff: str) -> None:
+        return None
+
+    def close_session(self, session_id: str) -> None:
         return None

@@ -124,14 +124,17 @@ class AgentSession:
 
     async def serve(self, lines: Any) -> None:
         """Handle every message from `lines` (an async iterator of bytes or `Oversized`) until it ends."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            async for line in lines:
-                if isinstance(line, dict):  # already parsed strictly by the transport
-                    await self.handle_message(line)
-                else:
-                    await self.handle_line(line)
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                async for line in lines:
+                    if isinstance(line, dict):  # already parsed strictly by the transport
+                        await self.handle_message(line)
+                    else:
+                        await self.handle_line(line)
+                tg.cancel_scope.cancel()
+        finally:
+            self.close()
 
     async def handle_line(self, line: bytes | Oversized) -> None:
         if isinstance(line, Oversized):
@@ -172,6 +175,7 @@ class AgentSession:
         for up in self._upstreams.values():
             if self in up.listeners:
                 up.listeners.remove(self)
+        self._observer.close_session(self.session_id)
 
     # -- requests from the agent -----------------------------------------------------------------
 
