@@ -7,7 +7,6 @@ tests/fixtures/policy/decisions/. Each table row is one sentence of the SPEC.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from datetime import datetime
 from functools import cache
@@ -16,8 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from support.peers import FIXTURES, UPSTREAMS, catalog
 
-from mcp_firewall.catalog import Catalog, UpstreamLists
 from mcp_firewall.config.loader import load_scope_files
 from mcp_firewall.config.model import ScopeFile
 from mcp_firewall.policy import compile as compile_module
@@ -26,35 +25,7 @@ from mcp_firewall.policy.classify import CLASSES, Classification
 from mcp_firewall.policy.compile import Policy, compile_policy
 from mcp_firewall.policy.decision import Decision
 
-FIXTURES = Path(__file__).parent / "fixtures" / "policy"
-PEERS = {
-    "files": "server-filesystem",
-    "git": "mcp-server-git",
-    "fetch": "mcp-server-fetch",
-    "time": "mcp-server-time",
-    "memory": "server-memory",
-    "everything": "server-everything",
-}
-UPSTREAMS = (*PEERS, "lab")
 SCOPES_FILE = "policy/decisions/scopes.yaml"
-
-
-def upstream_lists(name: str, dump: Path) -> UpstreamLists:
-    data = json.loads(dump.read_text(encoding="utf-8"))
-    return UpstreamLists(
-        name,
-        True,
-        tools=data.get("tools") or (),
-        prompts=data.get("prompts") or (),
-        resources=data.get("resources") or (),
-        templates=data.get("resource_templates") or (),
-    )
-
-
-@cache
-def catalog() -> Catalog:
-    lists = [upstream_lists(name, FIXTURES / "peers" / f"{dump}.json") for name, dump in PEERS.items()]
-    return Catalog.build([*lists, upstream_lists("lab", FIXTURES / "lab.json")])
 
 
 @cache

@@ -13,57 +13,24 @@ from __future__ import annotations
 import json
 import string
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import validators
+from support.peers import FIXTURES, UPSTREAMS, all_lists, catalog
 
-from mcp_firewall.catalog import Catalog, UpstreamLists
+from mcp_firewall.catalog import Catalog
 from mcp_firewall.config.loader import load_scope_files
 from mcp_firewall.config.model import ScopeFile
 from mcp_firewall.policy.agentview import PolicyView
 from mcp_firewall.policy.compile import Policy, compile_policy
 from mcp_firewall.policy.fastschema import compile_fast
 
-FIXTURES = Path(__file__).parent / "fixtures" / "policy"
-PEERS = {
-    "files": "server-filesystem",
-    "git": "mcp-server-git",
-    "fetch": "mcp-server-fetch",
-    "time": "mcp-server-time",
-    "memory": "server-memory",
-    "everything": "server-everything",
-}
-UPSTREAMS = (*PEERS, "lab")
 OUTCOMES = {"allow", "deny", "hidden", "shadow-deny"}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW_SETTINGS = settings(SETTINGS, max_examples=50)  # each example compiles two policies and decides ~1,400 calls
-
-
-def upstream_lists(name: str, dump: Path) -> UpstreamLists:
-    data = json.loads(dump.read_text(encoding="utf-8"))
-    return UpstreamLists(
-        name,
-        True,
-        tools=data.get("tools") or (),
-        prompts=data.get("prompts") or (),
-        resources=data.get("resources") or (),
-        templates=data.get("resource_templates") or (),
-    )
-
-
-@cache
-def all_lists() -> tuple[UpstreamLists, ...]:
-    lists = [upstream_lists(name, FIXTURES / "peers" / f"{dump}.json") for name, dump in PEERS.items()]
-    return (*lists, upstream_lists("lab", FIXTURES / "lab.json"))
-
-
-@cache
-def catalog() -> Catalog:
-    return Catalog.build(all_lists())
 
 
 @cache

@@ -7,51 +7,23 @@ Same fixtures as test_policy_decisions.py: real servers' definitions (tests/fixt
 
 from __future__ import annotations
 
-import json
 import textwrap
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.peers import FIXTURES, UPSTREAMS, catalog
 
 from mcp_firewall.catalog import Catalog, UpstreamLists
 from mcp_firewall.config.loader import load_scope_files
 from mcp_firewall.policy.agentview import PolicyView
 from mcp_firewall.policy.compile import Policy, compile_policy
 
-FIXTURES = Path(__file__).parent / "fixtures" / "policy"
-PEERS = {
-    "files": "server-filesystem",
-    "git": "mcp-server-git",
-    "fetch": "mcp-server-fetch",
-    "time": "mcp-server-time",
-    "memory": "server-memory",
-    "everything": "server-everything",
-}
-UPSTREAMS = (*PEERS, "lab")
 STATIC_DOCS = [
     f"demo://resource/static/document/{name}.md"
     for name in ("architecture", "extension", "features", "how-it-works", "instructions", "startup", "structure")
 ]
-
-
-def upstream_lists(name: str, dump: Path) -> UpstreamLists:
-    data = json.loads(dump.read_text(encoding="utf-8"))
-    return UpstreamLists(
-        name,
-        True,
-        tools=data.get("tools") or (),
-        prompts=data.get("prompts") or (),
-        resources=data.get("resources") or (),
-        templates=data.get("resource_templates") or (),
-    )
-
-
-@cache
-def catalog() -> Catalog:
-    lists = [upstream_lists(name, FIXTURES / "peers" / f"{dump}.json") for name, dump in PEERS.items()]
-    return Catalog.build([*lists, upstream_lists("lab", FIXTURES / "lab.json")])
 
 
 @cache

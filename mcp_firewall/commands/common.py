@@ -8,7 +8,7 @@ import os
 from mcp_firewall.config.loader import LoadedConfig, load_firewall_file
 from mcp_firewall.policy.compile import Policy, compile_policy
 
-__all__ = ["UsageError", "add_config_argument", "load_config", "load_policy_of"]
+__all__ = ["UsageError", "add_call_arguments", "add_config_argument", "load_config", "load_policy_of"]
 
 
 class UsageError(Exception):
@@ -21,6 +21,14 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("MCP_FIREWALL_CONFIG", "firewall.yaml"),
         help="the firewall file (default: MCP_FIREWALL_CONFIG, then ./firewall.yaml)",
     )
+
+
+def add_call_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--agent`, `--tool`, `--args` and `--config`: one tool call to decide (`check`, `explain`)."""
+    parser.add_argument("--agent", required=True, help="the agent making the call")
+    parser.add_argument("--tool", required=True, help="the tool as agents see it, e.g. files__read_text_file")
+    parser.add_argument("--args", default="{}", metavar="JSON", help="the call's arguments, a JSON object")
+    add_config_argument(parser)
 
 
 def load_config(path: str) -> LoadedConfig:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp_firewall.catalog import Catalog, Route
-from mcp_firewall.commands.common import add_config_argument, load_config, load_policy_of
+from mcp_firewall.commands.common import add_call_arguments, load_config, load_policy_of
 from mcp_firewall.commands.inspect import UNDECIDED, run_check
 from mcp_firewall.commands.offline import parse_arguments, tool_definitions
 from mcp_firewall.commands.report_common import Paint, closest, columns, compact_json
@@ -242,10 +242,7 @@ def register(commands: Any) -> None:
         description="Print what `check` prints, then the tool's class and every deny rule and tool rule of the "
         "agent's scopes: whether it selects the tool, and whether each of its constraints holds. Exit as check.",
     )
-    parser.add_argument("--agent", required=True, help="the agent making the call")
-    parser.add_argument("--tool", required=True, help="the tool as agents see it, e.g. files__read_text_file")
-    parser.add_argument("--args", default="{}", metavar="JSON", help="the call's arguments, a JSON object")
-    add_config_argument(parser)
+    add_call_arguments(parser)
     parser.set_defaults(command=_explain)
 
 

@@ -40,7 +40,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mcp_firewall.catalog import Catalog, Route
-from mcp_firewall.commands.common import UsageError, add_config_argument, load_config, load_policy_of
+from mcp_firewall.commands.common import (
+    UsageError,
+    add_call_arguments,
+    add_config_argument,
+    load_config,
+    load_policy_of,
+)
 from mcp_firewall.commands.offline import ASKED, Definitions, parse_arguments, report_unknown, tool_definitions
 from mcp_firewall.config.loader import LoadedConfig
 from mcp_firewall.errors import ConfigError
@@ -63,10 +69,7 @@ def register(commands: Any) -> None:
         description="Print the decision for one tool call, the scope and rule that decided, and why. "
         "Exit 0 allowed, 1 denied or hidden, 2 when nothing could be decided.",
     )
-    check.add_argument("--agent", required=True, help="the agent making the call")
-    check.add_argument("--tool", required=True, help="the tool as agents see it, e.g. files__read_text_file")
-    check.add_argument("--args", default="{}", metavar="JSON", help="the call's arguments, a JSON object")
-    add_config_argument(check)
+    add_call_arguments(check)
     check.set_defaults(command=run_check)
 
     tools = commands.add_parser(
