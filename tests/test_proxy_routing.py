@@ -11,6 +11,9 @@ from mcp import MCPError
 from support.harness import eventually, firewall
 from support.servers import lowlevel, rich, tool
 
+from mcp_firewall.policy.decision import Decision
+from mcp_firewall.policy.view import OpenGate, OpenView
+
 pytestmark = pytest.mark.anyio
 ERAS = pytest.mark.parametrize("mode", ["legacy", "auto"])
 
@@ -161,3 +164,34 @@ async def test_a_modern_agent_receives_a_legacy_upstreams_elicitation_as_input_r
         methods = fw.recorders["rich"].methods()
     assert any(r.get("resultType") == "input_required" for r in results)
     assert methods.count("tools/call") == 1  # the upstream call was parked, not repeated
+
+
+class _FlippingGate(OpenGate):
+    """Allows each tool once, then denies it: a policy that tightened between two legs of one call."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def view(self, agent: str, catalog: Any) -> Any:
+        gate = self
+        inner = OpenView(catalog)
+
+        class View(OpenView):
+            def check_tool(self, name: str, arguments: Any) -> Any:
+                decision, route = inner.check_tool(name, arguments)
+                if name in gate.seen:
+                    return Decision("deny", reason="tightened"), route
+                gate.seen.add(name)
+                return decision, route
+
+        return View(catalog)
+
+
+async def test_a_modern_retry_is_decided_again_and_a_refused_retry_cancels_the_parked_upstream_call() -> None:
+    async with firewall(
+        {"rich": rich}, gate=_FlippingGate(), mode="auto", elicitation_callback=_answer_elicitation
+    ) as fw:
+        result = await fw.client.call_tool("rich__ask", {"question": "colour?"})
+        await eventually(lambda: "notifications/cancelled" in fw.recorders["rich"].methods())
+    assert result.is_error
+    assert result.content[0].text.startswith("Denied by mcp-firewall: tightened")  # type: ignore[union-attr]

@@ -357,12 +357,14 @@ class AgentSession:
             message = f"Invalid params: {method} takes a name and an object of arguments"
             await self._error(request_id, jsonrpc.INVALID_PARAMS, message)
             return
-        if (state := params.get("requestState")) is not None:
-            await self._resume(request_id, method, params, state)
-            return
         is_tool = method == "tools/call"
         check = self._view.check_tool if is_tool else self._view.check_prompt
         decision, route = check(name, arguments or {})
+        if (state := params.get("requestState")) is not None:  # a 2026-07-28 retry: decided again, like any call
+            if route is not None and decision.forwarded:
+                await self._resume(request_id, method, params, state)
+                return
+            await self._abandon(state)
         context = await self._begin(request_id, method, name, route.upstream if route else None, params, decision)
         if context is _REFUSED:
             return
@@ -388,10 +390,12 @@ class AgentSession:
         if not isinstance(uri, str):
             await self._error(request_id, jsonrpc.INVALID_PARAMS, "Invalid params: resources/read takes a uri")
             return
-        if (state := params.get("requestState")) is not None:
-            await self._resume(request_id, "resources/read", params, state)
-            return
         decision, upstream = self._view.check_resource(uri)
+        if (state := params.get("requestState")) is not None:
+            if upstream is not None and decision.forwarded:
+                await self._resume(request_id, "resources/read", params, state)
+                return
+            await self._abandon(state)
         context = await self._begin(request_id, "resources/read", uri, upstream, params, decision)
         if context is _REFUSED:
             return
@@ -771,6 +775,19 @@ class AgentSession:
         self._inflight[request_id] = carrier
         if parked.early is not None:
             await self.deliver(carrier, parked.early)
+
+    async def _abandon(self, state: Any) -> None:
+        """A retry the policy no longer allows: the parked upstream call and its questions are cancelled."""
+        parked = self._parked.pop(state, None) if isinstance(state, str) else None
+        if parked is None:
+            return
+        refusal = {"error": {"code": jsonrpc.INVALID_REQUEST, "message": "mcp-firewall: the agent's call was refused"}}
+        for upstream, upstream_request_id, _ in parked.requests.values():
+            await upstream.respond(upstream_request_id, refusal)
+        carrier = parked.carrier
+        if carrier.upstream is not None:
+            await carrier.upstream.cancel(carrier, "refused by mcp-firewall on retry")
+        self._observer.end(carrier.context, error_type="denied")
 
     _HANDLERS: Mapping[str, Handler] = {}
 
