@@ -28,8 +28,7 @@ from support.harness import Firewall, eventually, firewall
 from support.servers import lowlevel, tool
 
 from mcp_firewall.lockfile import LockedUpstream, Pins, ToolLock, write_lock
-from mcp_firewall.policy.decision import Decision
-from mcp_firewall.proxy.observe import RequestInfo
+from mcp_firewall.proxy.observe import NullObserver
 
 pytestmark = pytest.mark.anyio
 
@@ -39,20 +38,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 UNKNOWN_TOOL = -32602
 
 
-class QuarantineLog:
+class QuarantineLog(NullObserver):
     """An observer that keeps only what `quarantined` is told."""
 
     def __init__(self) -> None:
         self.quarantines: list[tuple[str, str, str]] = []
-
-    def begin(self, info: RequestInfo, decision: Decision | None) -> Any:
-        return None
-
-    def forwarding(self, context: Any, meta: dict[str, Any]) -> None:
-        return None
-
-    def end(self, context: Any, *, error_type: str | None = None, is_error: bool = False) -> None:
-        return None
 
     def quarantined(self, upstream: str, tool: str, diff: str) -> None:
         self.quarantines.append((upstream, tool, diff))

@@ -27,7 +27,7 @@ from support.servers import lowlevel, rich, tool
 
 from mcp_firewall.policy.compile import Policy
 from mcp_firewall.policy.decision import Decision
-from mcp_firewall.proxy.observe import RequestInfo
+from mcp_firewall.proxy.observe import NullObserver, RequestInfo
 from mcp_firewall.proxy.reload import load_policy
 
 pytestmark = pytest.mark.anyio
@@ -63,7 +63,7 @@ agents:
 """
 
 
-class Decisions:
+class Decisions(NullObserver):
     """An observer that keeps every decision, by tool or prompt or URI."""
 
     def __init__(self) -> None:
@@ -72,15 +72,6 @@ class Decisions:
     def begin(self, info: RequestInfo, decision: Decision | None) -> Any:
         if decision is not None:
             self.made.append((info.target, decision))
-
-    def forwarding(self, context: Any, meta: dict[str, Any]) -> None:
-        return None
-
-    def end(self, context: Any, *, error_type: str | None = None, is_error: bool = False) -> None:
-        return None
-
-    def quarantined(self, upstream: str, tool: str, diff: str) -> None:
-        return None
 
     def last(self) -> Decision:
         return self.made[-1][1]
