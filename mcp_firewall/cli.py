@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -163,6 +163,11 @@ def _run(args: argparse.Namespace) -> int:
             audit=observability.audit if observability is not None else None,
         )
 
+    return _run_then_shut_down(serve, observability)
+
+
+def _run_then_shut_down(serve: Callable[[], Awaitable[None]], observability: Observability | None) -> int:
+    """Serve until stopped; then flush spans, metrics and the audit log, within their time budget."""
     try:
         anyio.run(serve)
     finally:
@@ -226,12 +231,7 @@ def _run_http(args: argparse.Namespace, config: LoadedConfig, transport: str) ->
             )
             tg.cancel_scope.cancel()
 
-    try:
-        anyio.run(serve)
-    finally:
-        if observability is not None:
-            observability.shutdown()
-    return 0
+    return _run_then_shut_down(serve, observability)
 
 
 def _validate(args: argparse.Namespace) -> int:
