@@ -104,7 +104,7 @@ async def test_planted_argument_secrets_appear_in_no_span_metric_log_or_audit_re
         session_options={"observer": recorder},
     ) as fw:
         allowed = {
-            "user": "ada",
+            "user": "Ada Lovelace",
             "password": PASSWORD,
             "note": f"Authorization: Bearer {BEARER_VALUE}; backup key {OPENAI_KEY}; id {AWS_KEY_ID}",
             "options": {"session": JWT, "API_Key": RANDOM_SECRET, "depth": [{"slack": SLACK_TOKEN}]},
@@ -128,14 +128,14 @@ async def test_planted_argument_secrets_appear_in_no_span_metric_log_or_audit_re
     if record_arguments:
         [server] = [s for s in spans.get_finished_spans() if s.name == "tools/call vault__login"]
         recorded = json.loads(str((server.attributes or {})["mcp_firewall.arguments"]))
-        assert recorded["user"] == "ada" and recorded["password"] == REDACTED
+        assert recorded["user"] == "Ada Lovelace" and recorded["password"] == REDACTED
         assert recorded["options"]["API_Key"] == REDACTED
         assert recorded["note"].startswith("Authorization: ") and "backup key" in recorded["note"]
         assert json.loads(audit.splitlines()[0])["args"] == recorded
     else:
         assert "mcp_firewall.arguments" not in "".join(exported)
         assert '"args"' not in audit
-        assert "ada" not in "".join(exported) + audit  # no argument value at all, secret or not
+        assert "Ada Lovelace" not in "".join(exported) + audit  # no argument value at all, secret or not
 
 
 @pytest.mark.parametrize(
