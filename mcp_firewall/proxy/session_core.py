@@ -67,7 +67,8 @@ class Parked:
 
 
 class SessionCore:
-    """Serves one agent connection over any transport that carries whole JSON-RPC messages."""
+    """What the request handlers and the upstream events of one agent's session share: its state, the
+    connection, the era, forwarding and relaying answers."""
 
     _HANDLERS: ClassVar[Mapping[str, Handler]] = {}
 
