@@ -118,3 +118,53 @@ async def test_split_lines_drops_an_over_long_line_without_buffering_it_and_keep
     assert got[0] == b'{"a":1}'
     assert isinstance(got[1], Oversized) and got[1].size == 150
     assert got[2] == b'{"b":2}'
+
+
+@pytest.mark.parametrize(
+    ("line", "relayed"),
+    [
+        (
+            b'{"jsonrpc":"2.0","id":7,"result":{"content":[]}}',
+            b'{"jsonrpc":"2.0","id":"a-1","result":{"content":[]}}\n',
+        ),
+        (b'{"result":{"x":1},"jsonrpc":"2.0","id": 7}', b'{"result":{"x":1},"jsonrpc":"2.0","id":"a-1"}\n'),
+        (b'{"jsonrpc":"2.0","id":7,"result":{"structuredContent":{"id":7}}}', None),  # ambiguous: re-serialise
+        (
+            b'{"jsonrpc":"2.0","id":7,"result":{"text":"\\"id\\":7"}}',
+            b'{"jsonrpc":"2.0","id":"a-1","result":{"text":"\\"id\\":7"}}\n',
+        ),
+        (b'{"jsonrpc":"2.0","id":77,"result":{}}', None),  # another id entirely
+    ],
+)
+def test_an_upstream_response_is_relayed_with_only_its_id_changed_when_that_is_unambiguous(
+    line: bytes, relayed: bytes | None
+) -> None:
+    from mcp_firewall.proxy import jsonrpc
+
+    message = jsonrpc.load_trusted(line)
+    assert message is not None
+    assert jsonrpc.with_id(line, message, 7, "a-1") == relayed
+
+
+def test_a_response_with_extra_top_level_keys_is_re_serialised_not_spliced() -> None:
+    from mcp_firewall.proxy import jsonrpc
+
+    line = b'{"jsonrpc":"2.0","id":7,"result":{},"extra":true}'
+    message = jsonrpc.load_trusted(line)
+    assert message is not None and jsonrpc.with_id(line, message, 7, 1) is None
+
+
+def test_a_lone_surrogate_from_an_upstream_is_written_as_its_escape_in_valid_utf8() -> None:
+    from mcp_firewall.proxy import jsonrpc
+
+    message = jsonrpc.load_trusted(b'{"jsonrpc":"2.0","id":1,"result":{"text":"a\\ud800b"}}')
+    assert message is not None
+    line = jsonrpc.dump(message)
+    assert line == b'{"jsonrpc":"2.0","id":1,"result":{"text":"a\\ud800b"}}\n'
+    line.decode("utf-8")  # valid UTF-8
+
+
+def test_an_upstream_line_that_is_not_utf8_is_not_a_message() -> None:
+    from mcp_firewall.proxy import jsonrpc
+
+    assert jsonrpc.load_trusted(b'{"jsonrpc":"2.0","id":1,"result":{"t":"\xed\xa0\x80"}}') is None

@@ -46,6 +46,7 @@ UNSUPPORTED_PROTOCOL_VERSION: Final = -32022
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
 
 
 class MessageError(Exception):
@@ -115,17 +116,46 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def load_trusted(line: bytes) -> Message | None:
-    """Parse one message from an upstream; None when it is not a JSON object."""
+    """Parse one message from an upstream; None when it is not a JSON object (or not valid UTF-8)."""
     try:
-        value = json.loads(line)
+        value = json.loads(line.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
 
 
 def dump(message: Message) -> bytes:
-    """Serialise a message as one newline-terminated line of UTF-8."""
-    return _encode(message).encode("utf-8") + b"\n"
+    """Serialise a message as one newline-terminated line of UTF-8.
+
+    A lone surrogate (which only an upstream can send: agents' input is refused) is written as its
+    `\\uXXXX` escape, so that the line stays valid UTF-8 and says exactly what the upstream sent."""
+    try:
+        return _encode(message).encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return _encode_ascii(message).encode("ascii") + b"\n"
+
+
+def with_id(line: bytes, message: Message, old_id: int, new_id: Any) -> bytes | None:
+    """An upstream's response line with its id replaced, when that is unambiguous; else None.
+
+    Only for a plain response (`jsonrpc`, `id`, `result` and nothing else) whose line names the id
+    exactly once (a string cannot contain an unescaped quote, so another match would be a nested
+    `"id"` key): then the bytes the agent gets are the upstream's, parsed once and never re-serialised.
+    """
+    if len(message) != 3 or "result" not in message or message.get("jsonrpc") != "2.0":
+        return None
+    pattern = _ID_PATTERNS.get(old_id)
+    if pattern is None:
+        pattern = re.compile(rb'"id"\s*:\s*' + str(old_id).encode() + rb"(?=\s*[,}])")
+        if len(_ID_PATTERNS) > 1024:
+            _ID_PATTERNS.clear()
+        _ID_PATTERNS[old_id] = pattern
+    if len(pattern.findall(line)) != 1:
+        return None
+    return pattern.sub(b'"id":' + _encode(new_id).encode("utf-8"), line, count=1) + b"\n"
+
+
+_ID_PATTERNS: dict[int, re.Pattern[bytes]] = {}
 
 
 def request(request_id: int | str, method: str, params: dict[str, Any] | None) -> Message:

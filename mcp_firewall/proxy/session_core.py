@@ -328,12 +328,19 @@ class SessionCore:
             await self._error(request_id, jsonrpc.INTERNAL_ERROR, str(exc))
             self._observer.end(context, error_type="upstream_unavailable")
 
-    async def deliver(self, pending: Forwarded, message: jsonrpc.Message) -> None:
+    async def deliver(self, pending: Forwarded, message: jsonrpc.Message, raw: bytes | None = None) -> None:
         parked = self._parked_for(pending)
         if parked is not None:
             parked.early = message
             return
         self._inflight.pop(pending.down_id, None)
+        if raw is not None and self._sink is None and self.era == "legacy":
+            relayed = jsonrpc.with_id(raw, message, pending.up_id, pending.down_id)
+            if relayed is not None:  # the upstream's own bytes, only the id changed: no second serialisation
+                await self._write_bytes(relayed)
+                result = message.get("result")
+                self._observer.end(pending.context, is_error=isinstance(result, dict) and result.get("isError") is True)
+                return
         if "error" in message:
             await self._write({"jsonrpc": "2.0", "id": pending.down_id, "error": message["error"]})
             self._observer.end(pending.context, error_type=str(message["error"].get("code", "error")))

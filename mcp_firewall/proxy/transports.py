@@ -52,7 +52,9 @@ class UpstreamSpec:
 class UpstreamTransport(Protocol):
     async def send(self, message: jsonrpc.Message) -> None: ...
 
-    def messages(self) -> AsyncIterator[jsonrpc.Message]: ...
+    def messages(self) -> AsyncIterator[tuple[jsonrpc.Message, bytes | None]]:
+        """Each message, with the line it was parsed from when the transport has one."""
+        ...
 
     def describe_exit(self) -> str: ...
 
@@ -75,7 +77,7 @@ class _StdioTransport:
     async def send(self, message: jsonrpc.Message) -> None:
         await self._stdin.send(jsonrpc.dump(message))
 
-    async def messages(self) -> AsyncIterator[jsonrpc.Message]:
+    async def messages(self) -> AsyncIterator[tuple[jsonrpc.Message, bytes | None]]:
         async for line in split_lines(self._chunks(), _TRUSTED_LINE_LIMIT):
             if isinstance(line, Oversized):
                 continue
@@ -83,7 +85,7 @@ class _StdioTransport:
             if message is None:
                 logger.warning("upstream wrote a line that is not a JSON-RPC message; ignored")
                 continue
-            yield message
+            yield message, line
         # Its output ended, usually because it exited: wait a moment for the status, so that
         # describe_exit() says "exited with code 3" rather than "closed its output".
         with anyio.move_on_after(1.0):
@@ -159,12 +161,12 @@ class _SdkTransport:
 
         await self._write.send(SessionMessage(jsonrpc_message_adapter.validate_python(message)))
 
-    async def messages(self) -> AsyncIterator[jsonrpc.Message]:
+    async def messages(self) -> AsyncIterator[tuple[jsonrpc.Message, bytes | None]]:
         async for item in self._read:
             if isinstance(item, Exception):
                 logger.warning("upstream %s: %s", self._label, item)
                 continue
-            yield item.message.model_dump(by_alias=True, exclude_unset=True, mode="json")
+            yield item.message.model_dump(by_alias=True, exclude_unset=True, mode="json"), None
 
     def describe_exit(self) -> str:
         return "closed the connection"

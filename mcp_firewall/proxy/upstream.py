@@ -66,7 +66,7 @@ class Forwarded:
 class UpstreamListener(Protocol):
     """The agent session an upstream reports to."""
 
-    async def deliver(self, pending: Forwarded, message: jsonrpc.Message) -> None: ...
+    async def deliver(self, pending: Forwarded, message: jsonrpc.Message, raw: bytes | None = None) -> None: ...
 
     async def deliver_progress(self, pending: Forwarded, params: dict[str, Any]) -> None: ...
 
@@ -192,8 +192,8 @@ class Upstream:
             listener.upstream_changed(self)
 
     async def _read(self, transport: UpstreamTransport, scope: anyio.CancelScope) -> None:
-        async for message in transport.messages():
-            await self._dispatch(message)
+        async for message, raw in transport.messages():
+            await self._dispatch(message, raw)
         if not self._stopped:
             self.last_error = transport.describe_exit()
         scope.cancel()
@@ -315,16 +315,16 @@ class Upstream:
 
     # -- what the upstream sends ---------------------------------------------------------------
 
-    async def _dispatch(self, message: jsonrpc.Message) -> None:
+    async def _dispatch(self, message: jsonrpc.Message, raw: bytes | None = None) -> None:
         method = message.get("method")
         if method is None:
-            await self._on_response(message)
+            await self._on_response(message, raw)
         elif "id" in message:
             await self._on_request(message)
         else:
             await self._on_notification(method, message)
 
-    async def _on_response(self, message: jsonrpc.Message) -> None:
+    async def _on_response(self, message: jsonrpc.Message, raw: bytes | None) -> None:
         request_id = message.get("id")
         item = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
         if item is None:
@@ -333,7 +333,7 @@ class Upstream:
             item.message = message
             item.done.set()
         else:
-            await item.listener.deliver(item, message)
+            await item.listener.deliver(item, message, raw)
 
     async def _on_request(self, message: jsonrpc.Message) -> None:
         if message["method"] == "ping":
