@@ -144,18 +144,15 @@ def with_id(line: bytes, message: Message, old_id: int, new_id: Any) -> bytes | 
     """
     if len(message) != 3 or "result" not in message or message.get("jsonrpc") != "2.0":
         return None
-    pattern = _ID_PATTERNS.get(old_id)
-    if pattern is None:
-        pattern = re.compile(rb'"id"\s*:\s*' + str(old_id).encode() + rb"(?=\s*[,}])")
-        if len(_ID_PATTERNS) > 1024:
-            _ID_PATTERNS.clear()
-        _ID_PATTERNS[old_id] = pattern
-    if len(pattern.findall(line)) != 1:
+    wanted = str(old_id).encode()
+    found = [match for match in _INTEGER_ID.finditer(line) if match.group(1) == wanted]
+    if len(found) != 1:
         return None
-    return pattern.sub(b'"id":' + _encode(new_id).encode("utf-8"), line, count=1) + b"\n"
+    start, end = found[0].span()
+    return b"".join((line[:start], b'"id":', _encode(new_id).encode("utf-8"), line[end:], b"\n"))
 
 
-_ID_PATTERNS: dict[int, re.Pattern[bytes]] = {}
+_INTEGER_ID = re.compile(rb'"id"\s*:\s*(\d+)(?=\s*[,}])')
 
 
 def request(request_id: int | str, method: str, params: dict[str, Any] | None) -> Message:
