@@ -226,6 +226,8 @@ def _run_http(args: argparse.Namespace, config: LoadedConfig, transport: str) ->
             tg.start_soon(holder.watch)
             if observability is not None and observability.audit is not None:
                 tg.start_soon(observability.audit.run_syncer)
+            if observability is not None and observability.observer is not None:
+                tg.start_soon(observability.observer.run)
             await serve_http(
                 app, ready=lambda url: print(f"mcp-firewall: serving at {url}", file=sys.stderr, flush=True)
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import MCPError
 from opentelemetry.sdk.metrics import MeterProvider
@@ -333,6 +334,20 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
             for metric in scope.metrics:
                 found.setdefault(metric.name, []).extend(metric.data.data_points)
     return found
+
+
+async def test_durations_reach_the_metrics_sdk_between_requests_not_during_them(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
+    async with firewall(
+        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
+    ) as fw:
+        await fw.client.call_tool("rich__weather", {"city": "Oslo"})
+        queued = telemetry.recorder._instruments._pending  # type: ignore[union-attr]
+        assert queued  # recorded on the request path: queued only
+        with anyio.move_on_after(0.3):
+            await telemetry.recorder.run()  # the transport runs this in its task group
+        assert not queued
 
 
 async def test_durations_and_decisions_are_measured_as_the_conventions_define(

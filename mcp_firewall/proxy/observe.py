@@ -50,6 +50,10 @@ class Observer(Protocol):
         """The agent's session ended (stdio: the agent closed stdin; HTTP: the session was deleted or expired)."""
         ...
 
+    async def run(self) -> None:
+        """Background work off the request path, for as long as the transport serves (started in its task group)."""
+        ...
+
 
 class NullObserver:
     """Records nothing: the bare proxy."""
@@ -67,4 +71,7 @@ class NullObserver:
         return None
 
     def close_session(self, session_id: str) -> None:
+        return None
+
+    async def run(self) -> None:
         return None

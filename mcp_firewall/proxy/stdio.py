@@ -58,6 +58,8 @@ async def serve_stdio(
             )
             if audit is not None:  # fsync: batch syncs in the background; cancelling it syncs once more
                 tg.start_soon(audit.run_syncer)
+            if observer is not None:
+                tg.start_soon(observer.run)
             if on_policy_change is not None:
                 on_policy_change.append(session.refresh_view)
             if pins is not None:  # a re-lock releases reviewed tools without a restart

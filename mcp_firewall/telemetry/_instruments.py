@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Final
 
@@ -44,6 +45,7 @@ class Instruments:
         # Counted in a plain dict on the hot path (a dictionary increment, not an SDK call per decision) and
         # reported as a cumulative observable counter whenever the metrics are collected.
         self._decisions: dict[tuple[tuple[str, str], ...], int] = {}
+        self._pending: deque[tuple[Mapping[str, str], str | None, float, float | None, str | None]] = deque()
         self.decisions = meter.create_observable_counter(
             a.DECISIONS_METRIC,
             callbacks=[self._observe_decisions],
@@ -74,9 +76,30 @@ class Instruments:
         self._decisions[key] = self._decisions.get(key, 0) + 1
 
     def _observe_decisions(self, options: CallbackOptions) -> Iterable[Observation]:
+        self.flush()  # runs before the reader collects the histograms: they include every queued request
         return [Observation(count, dict(key)) for key, count in list(self._decisions.items())]
 
     def record(
+        self, base: Mapping[str, str], upstream: str | None, server_s: float, client_s: float | None, error: str | None
+    ) -> None:
+        """Queue one request's durations; `flush` hands them to the SDK off the request path.
+
+        The SDK spends ~20 µs per `Histogram.record` (attribute hashing, view matching): done per request
+        that is a tenth of the firewall's added latency. The queue is a deque (appends and pops are
+        atomic), flushed by the event loop every 100 ms and by the metric reader before each collection.
+        """
+        self._pending.append((base, upstream, server_s, client_s, error))
+
+    def flush(self) -> None:
+        pending = self._pending
+        while pending:
+            try:
+                base, upstream, server_s, client_s, error = pending.popleft()
+            except IndexError:  # the other thread took the last one
+                return
+            self._record(base, upstream, server_s, client_s, error)
+
+    def _record(
         self, base: Mapping[str, str], upstream: str | None, server_s: float, client_s: float | None, error: str | None
     ) -> None:
         attributes = dict(base)

@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import anyio
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
@@ -215,10 +216,20 @@ class Recorder:
                 attributes[a.MCP_PROTOCOL_VERSION] = session.protocol_version
             self._instruments.session_duration.record(max(self._clock() - session.started, 0.0), attributes)
 
+    async def run(self) -> None:
+        """Hand queued measurements to the metrics SDK every 100 ms, between requests."""
+        if self._instruments is None:
+            return
+        while True:
+            await anyio.sleep(0.1)
+            self._instruments.flush()
+
     def shutdown(self) -> None:
-        """End every open session's span. Call before the tracer provider shuts down."""
+        """End every open session's span and hand over queued measurements. Call before the providers shut down."""
         for session_id in list(self._sessions):
             self.close_session(session_id)
+        if self._instruments is not None:
+            self._instruments.flush()
 
     # -- spans ---------------------------------------------------------------------------------
 
