@@ -105,6 +105,13 @@ def observed(recorder: Observer) -> dict[str, Any]:
     return {"observer": recorder}
 
 
+def watched(tmp_path: Path, recorder: Observer, mode: str = "legacy") -> Any:
+    """The firewall in front of the `rich` server, deciding with the test policy, recorded by `recorder`."""
+    return firewall(
+        {"rich": rich}, gate=compiled(tmp_path), agent="tester", mode=mode, session_options=observed(recorder)
+    )
+
+
 def attrs(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
 
@@ -116,9 +123,7 @@ def attrs(span: ReadableSpan) -> dict[str, Any]:
 async def test_an_allowed_call_has_a_server_span_with_every_attribute_and_a_client_span_under_it(
     tmp_path: Path, telemetry: Telemetry, mode: str, version: str
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", mode=mode, session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder, mode) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         session_id = fw.session.session_id
         [sent] = fw.recorders["rich"].calls()
@@ -163,9 +168,7 @@ async def test_an_allowed_call_has_a_server_span_with_every_attribute_and_a_clie
 async def test_a_denied_call_is_an_error_span_with_the_reason_and_is_never_forwarded(
     tmp_path: Path, telemetry: Telemetry, mode: str, version: str
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", mode=mode, session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder, mode) as fw:
         result = await fw.client.call_tool("rich__weather", {"city": "Paris"})
         assert fw.recorders["rich"].calls() == []
     assert result.is_error
@@ -191,9 +194,7 @@ async def test_a_denied_call_is_an_error_span_with_the_reason_and_is_never_forwa
 async def test_a_hidden_call_is_an_error_span_that_never_reaches_the_upstream(
     tmp_path: Path, telemetry: Telemetry, mode: str, version: str, tool: str
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", mode=mode, session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder, mode) as fw:
         with pytest.raises(MCPError) as caught:
             await fw.client.call_tool(tool, {})
         assert fw.recorders["rich"].calls() == []
@@ -211,9 +212,7 @@ async def test_a_hidden_call_is_an_error_span_that_never_reaches_the_upstream(
 async def test_prompts_and_resources_carry_their_own_attributes(
     tmp_path: Path, telemetry: Telemetry, mode: str, version: str
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", mode=mode, session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder, mode) as fw:
         await fw.client.get_prompt("rich__greet", {"name": "Ada"})
         await fw.client.read_resource("rich://static")
         with pytest.raises(MCPError):
@@ -243,9 +242,7 @@ async def test_prompts_and_resources_carry_their_own_attributes(
 async def test_an_error_result_from_the_upstream_marks_both_spans_and_the_outcome(
     tmp_path: Path, telemetry: Telemetry
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         result = await fw.client.call_tool("rich__fail", {"reason": "broken"})
     assert result.is_error
     for name in ("tools/call rich__fail", "tools/call fail"):
@@ -265,9 +262,7 @@ async def test_the_agents_trace_is_continued_and_the_upstream_joins_it(
     tmp_path: Path, telemetry: Telemetry, mode: str, version: str
 ) -> None:
     meta = {"traceparent": TRACEPARENT, "tracestate": "rojo=00f067aa0ba902b7"}
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", mode=mode, session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder, mode) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"}, meta=meta)
         [sent] = fw.recorders["rich"].calls()
     server = telemetry.named("tools/call rich__weather")
@@ -284,9 +279,7 @@ async def test_the_agents_trace_is_continued_and_the_upstream_joins_it(
 
 @pytest.mark.parametrize("bad", [12, "garbage", "00-zz-yy-01", {"x": 1}, f"00-{'0' * 32}-{AGENT_SPAN}-01"])
 async def test_an_invalid_traceparent_is_ignored(tmp_path: Path, telemetry: Telemetry, bad: Any) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"}, meta={"traceparent": bad})
     server = telemetry.named("tools/call rich__weather")
     session = next(s for s in telemetry.finished() if s.name == "session tester")
@@ -294,9 +287,7 @@ async def test_an_invalid_traceparent_is_ignored(tmp_path: Path, telemetry: Tele
 
 
 async def test_a_session_is_one_trace_of_its_requests_under_an_agent_span(tmp_path: Path, telemetry: Telemetry) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.list_tools()
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         session_id = fw.session.session_id
@@ -314,9 +305,7 @@ async def test_a_session_is_one_trace_of_its_requests_under_an_agent_span(tmp_pa
 
 
 async def test_the_session_span_ends_when_the_agents_session_ends(tmp_path: Path, telemetry: Telemetry) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.list_tools()
     ended = [s.name for s in telemetry.spans.get_finished_spans()]  # no recorder.shutdown() here
     assert "session tester" in ended
@@ -339,9 +328,7 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
 async def test_durations_reach_the_metrics_sdk_between_requests_not_during_them(
     tmp_path: Path, telemetry: Telemetry
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         queued = telemetry.recorder._instruments._pending  # type: ignore[union-attr]
         assert queued  # recorded on the request path: queued only
@@ -353,9 +340,7 @@ async def test_durations_reach_the_metrics_sdk_between_requests_not_during_them(
 async def test_durations_and_decisions_are_measured_as_the_conventions_define(
     tmp_path: Path, telemetry: Telemetry
 ) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         await fw.client.call_tool("rich__weather", {"city": "Paris"})
         with pytest.raises(MCPError):
@@ -392,9 +377,7 @@ async def test_a_call_whose_decision_cannot_be_audited_is_refused(tmp_path: Path
     telemetry = make_telemetry(tmp_path)
     assert telemetry.recorder._audit is not None
     telemetry.recorder._audit.close()  # every record now fails to write
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         with pytest.raises(MCPError) as caught:
             await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         assert fw.recorders["rich"].calls() == []
@@ -408,9 +391,7 @@ async def test_with_on_failure_allow_an_unauditable_call_goes_ahead(tmp_path: Pa
     telemetry = make_telemetry(tmp_path, audit_on_failure="allow")
     assert telemetry.recorder._audit is not None
     telemetry.recorder._audit.close()
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         result = await fw.client.call_tool("rich__weather", {"city": "Oslo"})
         assert len(fw.recorders["rich"].calls()) == 1
     assert not result.is_error
@@ -429,9 +410,7 @@ async def test_the_decision_record_is_written_before_the_request_is_forwarded(tm
         original(context, meta)
 
     telemetry.recorder.forwarding = forwarding  # type: ignore[method-assign]
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
     assert seen_when_forwarding == [["decision"]]
     assert [r["kind"] for r in telemetry.audit()] == ["decision", "outcome"]
@@ -440,9 +419,7 @@ async def test_the_decision_record_is_written_before_the_request_is_forwarded(tm
 async def test_without_spans_the_audit_log_still_names_the_agents_trace(tmp_path: Path) -> None:
     log = AuditLog.open(tmp_path / "audit.jsonl", fsync="never")
     recorder = Recorder(audit=log)
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(recorder)
-    ) as fw:
+    async with watched(tmp_path, recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"}, meta={"traceparent": TRACEPARENT})
         [sent] = fw.recorders["rich"].calls()
     assert sent["params"]["_meta"]["traceparent"] == TRACEPARENT  # passed on unchanged: the upstream joins it
@@ -469,9 +446,7 @@ def test_a_quarantined_tool_is_audited_and_traced(tmp_path: Path, telemetry: Tel
 
 
 async def test_arguments_are_not_recorded_unless_configured(tmp_path: Path, telemetry: Telemetry) -> None:
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
     assert all("mcp_firewall.arguments" not in attrs(s) for s in telemetry.finished())
     assert all("args" not in r for r in telemetry.audit())
@@ -480,9 +455,7 @@ async def test_arguments_are_not_recorded_unless_configured(tmp_path: Path, tele
 
 async def test_recorded_arguments_are_redacted(tmp_path: Path) -> None:
     telemetry = make_telemetry(tmp_path, record_arguments=True)
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"})
     server = telemetry.named("tools/call rich__weather")
     assert json.loads(attrs(server)["mcp_firewall.arguments"]) == {"city": "Oslo"}
@@ -525,9 +498,7 @@ def test_no_attribute_key_is_also_the_prefix_of_another() -> None:
 
 async def test_no_exported_key_is_both_a_leaf_and_a_prefix(tmp_path: Path) -> None:
     telemetry = make_telemetry(tmp_path, record_arguments=True)
-    async with firewall(
-        {"rich": rich}, gate=compiled(tmp_path), agent="tester", session_options=observed(telemetry.recorder)
-    ) as fw:
+    async with watched(tmp_path, telemetry.recorder) as fw:
         await fw.client.call_tool("rich__weather", {"city": "Oslo"}, meta={"traceparent": TRACEPARENT})
         await fw.client.call_tool("rich__weather", {"city": "Paris"})
         await fw.client.get_prompt("rich__greet", {"name": "Ada"})
